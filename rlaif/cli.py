@@ -1,0 +1,170 @@
+"""The ``rlaif`` command: headless access to everything the workbench does.
+
+    rlaif run sample_data/harbor_sql/loop.yaml --iterations 3
+    rlaif runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_STORE = os.environ.get("RLAIF_STORE", "rlaif.duckdb")
+
+
+class _Bars:
+    """One tqdm bar per (iteration, stage); progress events come from the pipeline's callback."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.key = None
+
+    def __call__(self, event) -> None:
+        if not self.enabled or event.stage == "gate":
+            return
+        from tqdm import tqdm
+
+        key = (event.iteration, event.stage)
+        if key != self.key:
+            self.close()
+            self.key = key
+            self.bar = tqdm(total=event.total, desc=f"iter {event.iteration} {event.stage:<6}", leave=False,
+                            file=sys.stderr, dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.total = event.total
+            self.bar.n = event.step
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def print_iteration(it, primary: str) -> None:
+    m = it.eval_result.metrics
+    overall = m["all"]
+    dropped = ", ".join(f"{k}={v}" for k, v in sorted(it.dropped.items())) or "none"
+    print(f"\n== iteration {it.iteration} " + ("(baseline: untouched policy)" if it.iteration == 0 else ""))
+    if it.iteration > 0:
+        print(f"   pairs kept {it.preference_count}, dropped {sum(it.dropped.values())} ({dropped}); "
+              f"judge calls {it.judge_calls}; train loss {_fmt(it.train_loss)}")
+    print("   held-out: " + ", ".join(f"{k} {_fmt(v)}" for k, v in overall.items()))
+    cohorts = [c for c in m if c != "all"]
+    if cohorts and primary in overall:
+        print("   per cohort " + primary + ": " + ", ".join(f"{c} {_fmt(m[c].get(primary))}" for c in cohorts))
+    g = it.gate
+    print(f"   gate: {g.decision} ({primary} {g.value:.3f}; best {g.best_value:.3f} at iteration {g.best_iteration}; "
+          f"tolerance {g.tolerance})")
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in it.timings.items())
+    print(f"   manifest {it.manifest['manifest_id']}  ({timing})")
+
+
+def cmd_run(args) -> int:
+    from rlaif.config import load_config
+    from rlaif.datasets import load_prompts
+    from rlaif.pipeline import RLAIFPipeline
+    from store import Store
+
+    cfg = load_config(args.config)
+    if args.iterations is not None:
+        cfg.loop.iterations = args.iterations
+        cfg.loop.__post_init__()
+    if args.judge:
+        cfg.judge.name = args.judge
+    if args.output_dir:
+        cfg.output_dir = args.output_dir
+    if args.max_train_prompts:
+        cfg.data.max_train_prompts = args.max_train_prompts
+    train_path = Path(args.dataset) if args.dataset else cfg.resolve(cfg.data.train)
+    eval_path = Path(args.eval_dataset) if args.eval_dataset else cfg.resolve(cfg.data.eval)
+    cfg.data.train, cfg.data.eval = str(train_path), str(eval_path)
+    train, evals = load_prompts(train_path), load_prompts(eval_path)
+    bars = _Bars(enabled=not args.no_progress)
+    primary = cfg.loop.primary_metric
+    print(f"run {cfg.name}: {len(train)} train prompts, {len(evals)} eval prompts, judge {cfg.judge.name}, "
+          f"{cfg.loop.iterations} iterations, loss {'+'.join(cfg.training.loss_type)}")
+    with Store(args.store) as store:
+        pipeline = RLAIFPipeline(cfg, store=store, progress=bars)
+        results = []
+        try:
+            for it in pipeline.run(train, evals):
+                bars.close()
+                print_iteration(it, primary)
+                results.append(it)
+        finally:
+            bars.close()
+        run = store.runs.get(pipeline.run_id)
+    base = results[0].eval_result.metric(primary) if results else None
+    print(f"\nrun {pipeline.run_id}: {run['status']}; recommended iteration {run['recommended_iteration']}")
+    if results:
+        print(f"{primary} per iteration: " + "  ".join(f"{r.iteration}:{r.eval_result.metric(primary):.3f}"
+                                                      for r in results))
+        best = max(r.eval_result.metric(primary) for r in results)
+        print(f"best {best:.3f} vs baseline {base:.3f} ({(best - base) * 100:+.1f} points)")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from store import Store
+
+    with Store(args.store) as store:
+        runs = store.runs.list(limit=args.limit)
+        if not runs:
+            print("no runs in", args.store)
+            return 0
+        print(f"{'run_id':<22} {'name':<18} {'status':<11} {'judge':<16} {'best':>4}  created")
+        for r in runs:
+            print(f"{r['run_id']:<22} {str(r['name'])[:18]:<18} {r['status']:<11} {str(r['judge_id'])[:16]:<16} "
+                  f"{_fmt(r['recommended_iteration']):>4}  {str(r['created_at'])[:19]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlaif", description="RLAIF Workbench: the loop, headless.")
+    parser.add_argument("--store", default=DEFAULT_STORE, help=f"DuckDB store file (default {DEFAULT_STORE})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the RLAIF loop from a YAML config")
+    run.add_argument("config")
+    run.add_argument("--dataset", help="training prompts JSONL (overrides data.train)")
+    run.add_argument("--eval-dataset", help="held-out prompts JSONL (overrides data.eval)")
+    run.add_argument("--judge", help="judge name (overrides judge.name): verifier, stub, biased")
+    run.add_argument("--iterations", type=int, help="training iterations after the baseline")
+    run.add_argument("--output-dir", help="where checkpoints and manifest files go (overrides output_dir)")
+    run.add_argument("--max-train-prompts", type=int, help="use only the first N training prompts")
+    run.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list the runs in the store")
+    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
+    runs.set_defaults(func=cmd_runs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlaif.config import ConfigError
+    from rlaif.datasets import DatasetError
+    from rlaif.rubric import RubricError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DatasetError, RubricError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

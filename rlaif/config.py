@@ -1,0 +1,342 @@
+"""Loop configuration: one small dataclass per stage, loaded from YAML.
+
+Why dataclasses with help texts: the CLI, the Runs page and the manifest all need the same names, defaults and
+validation. An invalid config must name the field and the problem (``training.beta: must be > 0, got -1``), never
+fail later inside TRL with a stack trace.
+
+    cfg = load_config("sample_data/harbor_sql/loop.yaml")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message names the field."""
+
+    def __init__(self, field_path: str, problem: str, source: str | None = None):
+        self.field_path = field_path
+        self.problem = problem
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__(f"{prefix}{field_path}: {problem}")
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+def _check(condition: bool, field_path: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(field_path, problem)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stages
+
+
+@dataclass
+class PolicyConfig:
+    path: str = _help("Local path of the policy model (a Hugging Face causal LM directory).", "policy")
+    gguf_file: str | None = _help("GGUF file inside `path` to load through transformers' gguf support.", None)
+    prompt_template: str = _help("How a prompt is shown to the policy; must contain {prompt}.", "{prompt}")
+    device: str = _help("auto (CUDA + bf16 when present, else CPU), cpu or cuda.", "auto")
+    max_new_tokens: int = _help("Longest candidate the policy may generate, in tokens.", 64)
+
+    def __post_init__(self):
+        _check("{prompt}" in self.prompt_template, "policy.prompt_template", "must contain {prompt}")
+        _check(self.device in ("auto", "cpu", "cuda"), "policy.device", f"must be auto, cpu or cuda, got {self.device!r}")
+        _check(self.max_new_tokens > 0, "policy.max_new_tokens", f"must be > 0, got {self.max_new_tokens}")
+
+
+@dataclass
+class DataConfig:
+    train: str = _help("Training prompts (JSONL: id, prompt, reference, cohort).", "train.jsonl")
+    eval: str = _help("Held-out evaluation prompts, never trained on.", "eval.jsonl")
+    max_train_prompts: int | None = _help("Use only the first N training prompts (quick runs).", None)
+    max_eval_prompts: int | None = _help("Use only the first N evaluation prompts (quick runs).", None)
+
+    def __post_init__(self):
+        for name in ("max_train_prompts", "max_eval_prompts"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"data.{name}", f"must be > 0 when set, got {value}")
+
+
+@dataclass
+class SamplingConfig:
+    candidates_per_prompt: int = _help("Candidates sampled per prompt (N).", 4)
+    temperatures: list[float] = _help(
+        "Temperature ladder: candidate i uses temperatures[i % len]. Diversity gives the judge something to rank.",
+        factory=lambda: [0.7, 0.9, 1.1, 1.3],
+    )
+    top_p: float = _help("Nucleus sampling cut-off.", 1.0)
+    batch_size: int = _help("Prompts per generation batch.", 64)
+
+    def __post_init__(self):
+        _check(self.candidates_per_prompt >= 2, "sampling.candidates_per_prompt", f"must be >= 2 to form a pair, got {self.candidates_per_prompt}")
+        _check(len(self.temperatures) > 0, "sampling.temperatures", "must list at least one temperature")
+        for i, t in enumerate(self.temperatures):
+            _check(isinstance(t, (int, float)) and t > 0, f"sampling.temperatures[{i}]", f"must be > 0, got {t!r}")
+        _check(0 < self.top_p <= 1, "sampling.top_p", f"must be in (0, 1], got {self.top_p}")
+        _check(self.batch_size > 0, "sampling.batch_size", f"must be > 0, got {self.batch_size}")
+
+
+@dataclass
+class VerifierConfig:
+    kind: str = _help("Which hard checks run on every candidate: sql or none.", "none")
+    warehouse: str | None = _help("SQL file that defines the sandbox warehouse (kind=sql).", None)
+    allowed_relations: list[str] = _help("Glob patterns of relations candidate SQL may read.", factory=list)
+    timeout_s: float = _help("Per-query time limit in the sandbox.", 2.0)
+
+    def __post_init__(self):
+        _check(self.kind in ("sql", "none"), "verifier.kind", f"must be sql or none, got {self.kind!r}")
+        if self.kind == "sql":
+            _check(bool(self.warehouse), "verifier.warehouse", "is required when verifier.kind is sql")
+            _check(bool(self.allowed_relations), "verifier.allowed_relations", "must list at least one pattern")
+        _check(self.timeout_s > 0, "verifier.timeout_s", f"must be > 0, got {self.timeout_s}")
+
+
+@dataclass
+class JudgeConfig:
+    name: str = _help("Judge used to rank candidates: verifier, stub, biased, ...", "verifier")
+    options: dict[str, Any] = _help("Judge-specific settings (model, base_url, ...). Never API keys.", factory=dict)
+
+    def __post_init__(self):
+        _check(bool(self.name), "judge.name", "must not be empty")
+        for key in self.options:
+            _check("key" not in key.lower() and "secret" not in key.lower() and "token" != key.lower(),
+                   f"judge.options.{key}", "secrets are read from the environment, never from a config file")
+
+
+@dataclass
+class PairConfig:
+    require_chosen_passes_hard: bool = _help(
+        "Drop a pair whose chosen candidate fails a hard check: training on a 'best of bad' answer teaches errors.",
+        True,
+    )
+    max_length_ratio: float | None = _help(
+        "Drop pairs whose longer side is more than this many times the shorter (length-skew filter).", 4.0
+    )
+    min_confidence: float = _help("Drop pairs whose chosen-vs-rejected verdict has lower confidence.", 0.0)
+
+    def __post_init__(self):
+        _check(self.max_length_ratio is None or self.max_length_ratio >= 1, "pairs.max_length_ratio",
+               f"must be >= 1 when set, got {self.max_length_ratio}")
+        _check(0 <= self.min_confidence <= 1, "pairs.min_confidence", f"must be in [0, 1], got {self.min_confidence}")
+
+
+LOSS_TYPES = {"sigmoid", "hinge", "ipo", "robust", "sft", "apo_zero", "apo_down", "sigmoid_norm"}
+
+
+@dataclass
+class TrainingConfig:
+    loss_type: list[str] = _help(
+        "DPO loss terms; ['sigmoid', 'sft'] adds an NLL term on chosen (DPO+SFT), which moves a tiny policy far more.",
+        factory=lambda: ["sigmoid"],
+    )
+    loss_weights: list[float] | None = _help("Weights of the loss terms, one per loss_type.", None)
+    beta: float = _help("DPO temperature: higher keeps the policy closer to the reference.", 0.1)
+    learning_rate: float = _help("LoRA learning rate. TRL's 1e-6 default assumes a big model; tiny models need more.", 5e-4)
+    epochs: float = _help("Passes over this iteration's pairs.", 2.0)
+    batch_size: int = _help("Pairs per optimisation step.", 8)
+    gradient_accumulation_steps: int = _help("Steps accumulated before an update.", 1)
+    max_length: int = _help("Longest prompt+completion in tokens.", 128)
+    lora_r: int = _help("LoRA rank.", 16)
+    lora_alpha: int = _help("LoRA scaling numerator.", 32)
+    lora_dropout: float = _help("LoRA dropout.", 0.0)
+    target_modules: list[str] | str = _help("Modules that get LoRA adapters ('all-linear' or names).", "all-linear")
+    warmup_ratio: float = _help("Fraction of steps with a rising learning rate.", 0.0)
+
+    def __post_init__(self):
+        if isinstance(self.loss_type, str):
+            self.loss_type = [self.loss_type]
+        _check(len(self.loss_type) > 0, "training.loss_type", "must name at least one loss")
+        for i, loss in enumerate(self.loss_type):
+            _check(loss in LOSS_TYPES, f"training.loss_type[{i}]", f"unknown loss {loss!r}; one of {sorted(LOSS_TYPES)}")
+        if self.loss_weights is not None:
+            _check(len(self.loss_weights) == len(self.loss_type), "training.loss_weights",
+                   f"needs {len(self.loss_type)} weights (one per loss_type), got {len(self.loss_weights)}")
+        _check(self.beta > 0, "training.beta", f"must be > 0, got {self.beta}")
+        _check(self.learning_rate > 0, "training.learning_rate", f"must be > 0, got {self.learning_rate}")
+        _check(self.epochs > 0, "training.epochs", f"must be > 0, got {self.epochs}")
+        _check(self.batch_size > 0, "training.batch_size", f"must be > 0, got {self.batch_size}")
+        _check(self.gradient_accumulation_steps > 0, "training.gradient_accumulation_steps", "must be > 0")
+        _check(self.max_length > 8, "training.max_length", f"must be > 8, got {self.max_length}")
+        _check(self.lora_r > 0, "training.lora_r", f"must be > 0, got {self.lora_r}")
+        _check(0 <= self.lora_dropout < 1, "training.lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
+        _check(0 <= self.warmup_ratio < 1, "training.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+
+
+METRICS = ("execution_accuracy", "exact_match", "verifier_pass_rate", "mean_length")
+
+
+@dataclass
+class LoopConfig:
+    iterations: int = _help("Training iterations after the baseline evaluation (iteration 0).", 3)
+    regression_tolerance: float = _help(
+        "Largest allowed drop of the primary metric below the best so far before the loop stops.", 0.05
+    )
+    primary_metric: str = _help("Metric the regression gate watches and the best iteration is chosen by.",
+                                "execution_accuracy")
+    gate_cohort: str = _help("Cohort the regression gate watches ('all' = the whole eval set).", "all")
+
+    def __post_init__(self):
+        _check(self.iterations >= 1, "loop.iterations", f"must be >= 1, got {self.iterations}")
+        _check(0 <= self.regression_tolerance <= 1, "loop.regression_tolerance",
+               f"must be in [0, 1], got {self.regression_tolerance}")
+        _check(self.primary_metric in METRICS and self.primary_metric != "mean_length", "loop.primary_metric",
+               f"must be one of {[m for m in METRICS if m != 'mean_length']}, got {self.primary_metric!r}")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = _help("Prompts per greedy generation batch during evaluation.", 64)
+
+    def __post_init__(self):
+        _check(self.batch_size > 0, "eval.batch_size", f"must be > 0, got {self.batch_size}")
+
+
+@dataclass
+class RunConfig:
+    name: str = _help("Human name of the run.", "rlaif-run")
+    seed: int = _help("Base seed: sampling, LoRA init and data order derive from it.", 0)
+    output_dir: str = _help("Where iteration checkpoints and manifest files go.", "runs")
+    rubric: str | None = _help("Rubric YAML file (criteria, weights, hard/soft, verifiers).", None)
+    policy: PolicyConfig = _help("The policy model.", factory=PolicyConfig)
+    data: DataConfig = _help("Prompt sets.", factory=DataConfig)
+    sampling: SamplingConfig = _help("Candidate sampling.", factory=SamplingConfig)
+    verifier: VerifierConfig = _help("Hard checks.", factory=VerifierConfig)
+    judge: JudgeConfig = _help("The training judge.", factory=JudgeConfig)
+    pairs: PairConfig = _help("Pair building and filters.", factory=PairConfig)
+    training: TrainingConfig = _help("DPO training.", factory=TrainingConfig)
+    loop: LoopConfig = _help("Iterations and the regression gate.", factory=LoopConfig)
+    eval: EvalConfig = _help("Held-out evaluation.", factory=EvalConfig)
+    base_dir: str = field(default=".", metadata={"help": "Directory relative paths resolve against (set by loader).",
+                                                  "internal": True})
+
+    def resolve(self, path: str | None) -> Path | None:
+        """A path from the config, relative to the config file's directory."""
+        if path is None:
+            return None
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("base_dir", None)
+        return data
+
+    def config_hash(self) -> str:
+        """Hash of everything that affects results (not where files live)."""
+        data = self.to_dict()
+        data.pop("output_dir", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def _build(cls: type, data: Any, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(prefix or "<root>", f"must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(fields)}"
+            raise ConfigError(path, f"unknown field{hint}")
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[key] = _build(annotation, value if value is not None else {}, path)
+            continue
+        if isinstance(value, str) and annotation in (float, float | None):
+            try:  # YAML reads 5e-4 as a string
+                value = float(value)
+            except ValueError:
+                pass
+        if not _type_ok(value, annotation):
+            raise ConfigError(path, f"expected {_type_name(annotation)}, got {value!r}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".", source: str | None = None) -> RunConfig:
+    try:
+        cfg = _build(RunConfig, data or {}, "")
+    except ConfigError as err:
+        raise ConfigError(err.field_path, err.problem, source) from None
+    cfg.base_dir = str(base_dir)
+    return cfg
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML loop config; relative paths inside it resolve against the file's directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("<file>", "config file not found", str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "<yaml>"
+        raise ConfigError(where, f"invalid YAML: {getattr(err, 'problem', err)}", str(path)) from None
+    return config_from_dict(data or {}, base_dir=path.parent, source=str(path))
+
+
+def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(field path, help, default) for every field: the Runs page and `--help` show these."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        path = f"{prefix}{f.name}"
+        ann = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(ann):
+            rows.extend(describe_fields(ann, path + "."))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append((path, f.metadata.get("help", ""), default))
+    return rows

@@ -1,0 +1,73 @@
+"""Pair building: turn ranked candidates into (chosen, rejected) pairs, and record why any prompt yields none.
+
+Every prompt produces exactly one decision row, kept or dropped with a reason, so the Browse page and the manifest can
+say how many pairs each filter removed (peers silently lose them). Reasons:
+``identical_candidates``, ``all_invalid``, ``no_contrast``, ``tie``, ``invalid_verdict``, ``conflict``,
+``chosen_fails_hard_checks``, ``length_skew``, ``low_confidence``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from rlaif.config import PairConfig
+from rlaif.ranking import Match, best_and_worst, copeland, unique_indices
+from rlaif.rubric import Rubric
+
+
+@dataclass(frozen=True)
+class PairDecision:
+    kept: bool
+    drop_reason: str | None
+    chosen: int | None
+    rejected: int | None
+    scores: tuple[float, ...]
+    confidence: float
+    calls: int
+
+
+def _direct(matches: Sequence[Match], i: int, j: int):
+    for m in matches:
+        if (m.i, m.j) == (i, j):
+            return m.verdict, "a"
+        if (m.i, m.j) == (j, i):
+            return m.verdict, "b"
+    return None, None
+
+
+def decide_pair(texts: Sequence[str], matches: Sequence[Match], cfg: PairConfig, rubric: Rubric,
+                checks: Sequence[dict[str, bool] | None] | None = None) -> PairDecision:
+    """Choose best vs worst by Copeland score and apply the filters, in a fixed order."""
+    scores = tuple(copeland(texts, matches))
+    calls = len(matches)
+
+    def drop(reason, chosen=None, rejected=None, confidence=0.0):
+        return PairDecision(False, reason, chosen, rejected, scores, confidence, calls)
+
+    if len(unique_indices(texts)) < 2:
+        return drop("identical_candidates")
+    if matches and all(not m.verdict.is_valid for m in matches):
+        return drop("all_invalid")
+    chosen, rejected = best_and_worst(texts, scores)
+    if scores[chosen] == scores[rejected]:
+        return drop("no_contrast", chosen, rejected)
+    verdict, chosen_side = _direct(matches, chosen, rejected)
+    confidence = verdict.confidence if verdict is not None else 0.0
+    if verdict is None or verdict.winner == "invalid":
+        return drop("invalid_verdict", chosen, rejected)
+    if verdict.winner == "tie":
+        return drop("tie", chosen, rejected, confidence)
+    if verdict.winner != chosen_side:
+        return drop("conflict", chosen, rejected, confidence)
+    if cfg.require_chosen_passes_hard and checks is not None and checks[chosen] is not None:
+        hard = rubric.hard_verifiers
+        if any(not checks[chosen].get(v, True) for v in hard):
+            return drop("chosen_fails_hard_checks", chosen, rejected, confidence)
+    if cfg.max_length_ratio is not None:
+        lc, lr = len(texts[chosen].strip()), len(texts[rejected].strip())
+        if max(lc, lr) > cfg.max_length_ratio * max(1, min(lc, lr)):
+            return drop("length_skew", chosen, rejected, confidence)
+    if confidence < cfg.min_confidence:
+        return drop("low_confidence", chosen, rejected, confidence)
+    return PairDecision(True, None, chosen, rejected, scores, confidence, calls)

@@ -1,0 +1,184 @@
+"""Policy loading and batched generation: N candidates per prompt over a temperature/seed ladder.
+
+Why a ladder: candidates from one temperature are too alike for a judge to rank; spreading them over temperatures
+(and recording each candidate's temperature and seed) gives contrast and keeps every sample reproducible.
+Models load only from local paths (``local_files_only``), so nothing is downloaded at run time.
+
+    policy = load_policy("sample_data/harbor_sql/policy"); cands = sample_candidates(policy, prompts, cfg, seed=0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str  # "cuda" or "cpu"
+    dtype: torch.dtype
+
+    @property
+    def bf16(self) -> bool:
+        return self.dtype == torch.bfloat16
+
+
+def select_device(preference: str = "auto") -> Device:
+    """CUDA with bf16 when present (and bf16-capable), CPU with float32 otherwise."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("policy.device is cuda but no CUDA device is available")
+    if preference in ("auto", "cuda") and torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return Device("cuda", dtype)
+    return Device("cpu", torch.float32)
+
+
+def configure_cpu_threads() -> None:
+    """One torch thread on a small shared CPU is many times faster for tiny models than oversubscribed threads."""
+    if not torch.cuda.is_available():
+        torch.set_num_threads(int(os.environ.get("RLAIF_TORCH_THREADS", "1")))
+
+
+@dataclass
+class Policy:
+    model: object
+    tokenizer: object
+    device: Device
+    path: str
+    prompt_template: str = "{prompt}"
+
+    def render(self, prompt: str) -> str:
+        """The prompt as the policy sees it, ending on a token boundary (see ``completion_prefix``)."""
+        return self.prompt_template.format(prompt=prompt).rstrip()
+
+    @property
+    def completion_prefix(self) -> str:
+        """Trailing whitespace of the template, moved to the start of every completion for training.
+
+        Byte-level BPE merges a trailing space into the next word (" SELECT"), so a prompt ending in a space is not a
+        token prefix of prompt+completion: TRL then trains on a context the policy never sees at inference. Ending the
+        prompt before the whitespace and prefixing completions with it keeps both tokenisations identical.
+        """
+        rendered = self.prompt_template.format(prompt="x")
+        return rendered[len(rendered.rstrip()):]
+
+
+def load_tokenizer(path: str | Path, gguf_file: str | None = None):
+    from transformers import AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kwargs)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_policy(path: str | Path, *, device: str = "auto", prompt_template: str = "{prompt}",
+                gguf_file: str | None = None) -> Policy:
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"policy model not found at {path}")
+    dev = select_device(device)
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dev.dtype, **kwargs)
+    model.to(dev.name)
+    model.eval()
+    tok = load_tokenizer(path, gguf_file)
+    return Policy(model, tok, dev, str(path), prompt_template)
+
+
+@dataclass(frozen=True)
+class Sample:
+    prompt_index: int
+    sample_index: int
+    text: str
+    temperature: float
+    seed: int
+    n_tokens: int
+
+
+def ladder_seed(base_seed: int, iteration: int, sample_index: int, batch_index: int) -> int:
+    """A seed per (iteration, sample slot, batch) so a batch's samples do not depend on other batches."""
+    digest = hashlib.sha256(f"{base_seed}:{iteration}:{sample_index}:{batch_index}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+@torch.no_grad()
+def _generate(policy: Policy, prompts: Sequence[str], *, max_new_tokens: int, temperature: float | None,
+              top_p: float = 1.0) -> list[tuple[str, int]]:
+    tok, model = policy.tokenizer, policy.model
+    tok.padding_side = "left"
+    enc = tok([policy.render(p) for p in prompts], return_tensors="pt", padding=True).to(policy.device.name)
+    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    if temperature is None:
+        kwargs.update(do_sample=False)
+    else:
+        kwargs.update(do_sample=True, temperature=float(temperature), top_p=top_p, top_k=0)
+    out = model.generate(**enc, **kwargs)
+    new = out[:, enc["input_ids"].shape[1]:]
+    results = []
+    for row in new:
+        ids = row.tolist()
+        n = next((k for k, t in enumerate(ids) if t in (tok.eos_token_id, tok.pad_token_id)), len(ids))
+        results.append((tok.decode(ids[:n], skip_special_tokens=True).strip(), n))
+    return results
+
+
+def sample_candidates(policy: Policy, prompts: Sequence[str], *, n: int, temperatures: Sequence[float],
+                      seed: int, iteration: int, batch_size: int, max_new_tokens: int, top_p: float = 1.0,
+                      on_batch: Callable[[int, int], None] | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> list[list[Sample]]:
+    """N samples per prompt; sample i uses temperatures[i % len] and a seed derived from (seed, iteration, i)."""
+    result: list[list[Sample]] = [[] for _ in prompts]
+    batches = [list(range(s, min(s + batch_size, len(prompts)))) for s in range(0, len(prompts), batch_size)]
+    total, done = n * len(batches), 0
+    for i in range(n):
+        temperature = float(temperatures[i % len(temperatures)])
+        for b, idxs in enumerate(batches):
+            if should_stop is not None and should_stop():
+                raise InterruptedError("sampling cancelled")
+            s = ladder_seed(seed, iteration, i, b)
+            torch.manual_seed(s)
+            outs = _generate(policy, [prompts[k] for k in idxs], max_new_tokens=max_new_tokens,
+                             temperature=temperature, top_p=top_p)
+            for k, (text, n_tok) in zip(idxs, outs):
+                result[k].append(Sample(k, i, text, temperature, s, n_tok))
+            done += 1
+            if on_batch:
+                on_batch(done, total)
+    return result
+
+
+def greedy(policy: Policy, prompts: Sequence[str], *, batch_size: int, max_new_tokens: int,
+           on_batch: Callable[[int, int], None] | None = None) -> list[tuple[str, int]]:
+    """Deterministic decoding for evaluation."""
+    out: list[tuple[str, int]] = []
+    total = (len(prompts) + batch_size - 1) // batch_size
+    for b, s in enumerate(range(0, len(prompts), batch_size)):
+        out.extend(_generate(policy, prompts[s:s + batch_size], max_new_tokens=max_new_tokens, temperature=None))
+        if on_batch:
+            on_batch(b + 1, total)
+    return out
+
+
+def model_hash(path: str | Path) -> str:
+    """sha256 over the model's weight files (safetensors/bin/gguf), in name order: the model's identity."""
+    path = Path(path)
+    files = sorted(p for p in (path.iterdir() if path.is_dir() else [path])
+                   if p.suffix in (".safetensors", ".bin", ".gguf"))
+    if not files:
+        raise FileNotFoundError(f"no weight files under {path}")
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,144 @@
+"""DPO training with TRL's DPOTrainer and a PEFT LoRA adapter; the reference is the adapter-disabled model.
+
+Why LoRA with the adapter-disabled reference: no second copy of the model in memory, and the reference is exactly the
+policy this iteration started from. After training the adapter is merged, so the next iteration samples from (and
+uses as its reference) the improved policy. ``to_dpo_config`` is the only place that knows TRL's argument names.
+
+    result = train_dpo("runs/r1/iter-0/model", pairs, cfg.training, "runs/r1/iter-1", seed=0)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from rlaif.config import TrainingConfig
+from rlaif.policy import Device, load_tokenizer, model_hash, select_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model_path: str
+    model_hash: str
+    steps: int
+    train_loss: float | None
+    lora_params_changed: bool
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: bool = False
+
+
+def to_dpo_config(cfg: TrainingConfig, output_dir: str | Path, device: Device, seed: int):
+    """Map our training config onto TRL's DPOConfig, with per-device settings (TRL's defaults assume a GPU)."""
+    from trl import DPOConfig
+
+    return DPOConfig(
+        output_dir=str(output_dir),
+        loss_type=list(cfg.loss_type),
+        loss_weights=list(cfg.loss_weights) if cfg.loss_weights else None,
+        beta=cfg.beta,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length,
+        warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
+        lr_scheduler_type="linear",
+        bf16=device.bf16,
+        fp16=device.name == "cuda" and device.dtype == torch.float16,
+        use_cpu=device.name == "cpu",
+        gradient_checkpointing=False,
+        seed=seed,
+        data_seed=seed,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def lora_config(cfg: TrainingConfig, model) -> Any:
+    from peft import LoraConfig
+
+    # GPT-2 stores its projections as Conv1D (weights transposed): LoRA must know, or it adapts the wrong axis.
+    is_conv1d = getattr(model.config, "model_type", "") in ("gpt2",)
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        fan_in_fan_out=is_conv1d,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _callbacks(on_step: Callable[[int, int], None] | None, cancel: threading.Event | None):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_step:
+                on_step(state.global_step, state.max_steps)
+            if cancel is not None and cancel.is_set():
+                control.should_training_stop = True
+            return control
+
+    return [Progress()]
+
+
+def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg: TrainingConfig,
+              output_dir: str | Path, *, seed: int = 0, device: str = "auto",
+              on_step: Callable[[int, int], None] | None = None,
+              cancel: threading.Event | None = None) -> TrainResult:
+    """Train a LoRA adapter on (prompt, chosen, rejected) rows, merge it, save the merged model to output_dir/model."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, set_seed
+    from trl import DPOTrainer
+
+    if not pairs:
+        raise ValueError("no preference pairs to train on")
+    os.environ.setdefault("WANDB_DISABLED", "true")
+    dev = select_device(device)
+    set_seed(seed)
+    output_dir = Path(output_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(base_model_path), local_files_only=True, dtype=dev.dtype)
+    tokenizer = load_tokenizer(base_model_path)
+    dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]}
+                                 for p in pairs])
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=None,
+        args=to_dpo_config(cfg, output_dir / "trainer", dev, seed),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg, model),
+        callbacks=_callbacks(on_step, cancel),
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    train_output = trainer.train()
+    after = dict(trainer.model.named_parameters())
+    changed = any(not torch.equal(before[n], after[n].detach()) for n in before)
+    cancelled = cancel is not None and cancel.is_set()
+    merged = trainer.model.merge_and_unload()
+    model_dir = output_dir / "model"
+    merged.save_pretrained(str(model_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(model_dir))
+    return TrainResult(
+        model_path=str(model_dir),
+        model_hash=model_hash(model_dir),
+        steps=int(trainer.state.global_step),
+        train_loss=float(train_output.training_loss) if train_output.training_loss is not None else None,
+        lora_params_changed=changed,
+        log_history=list(trainer.state.log_history),
+        cancelled=cancelled,
+    )

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up .venv from nothing but python3: the pinned CPU torch build first (a plain `torch` requirement would pull
+# several GB of CUDA wheels), then the project and its dev extra. Safe to re-run; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+    .venv/bin/python -m pip install -q "torch==${RLAIF_TORCH_VERSION:-2.13.0}"
+fi
+.venv/bin/python -m pip install -q -e ".[dev]"
