@@ -1,0 +1,73 @@
+"""The one object the engine, CLI and pages use to reach the database.
+
+``Store`` opens (and migrates) one DuckDB database and exposes a small repository per entity, so callers write
+``store.pairs.page(...)`` and never SQL. Threads share one Store: every call runs on its own ``conn.cursor()``,
+and ``store.transaction()`` groups calls made on the same thread into one all-or-nothing write.
+
+    with Store("runs/workbench.duckdb") as store:
+        with store.transaction():
+            store.pairs.add_many(pairs)
+            store.iterations.finish("r-01", 2, status="completed", ...)
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import duckdb
+
+from store.candidates import CandidatesRepository
+from store.datasets import DatasetsRepository
+from store.db import Database
+from store.evals import EvalsRepository
+from store.iterations import IterationsRepository
+from store.jobs import JobsRepository
+from store.judgements import JudgementsRepository
+from store.manifests import ManifestsRepository
+from store.migrate import MIGRATIONS_DIR
+from store.pairs import PairsRepository
+from store.rubrics import RubricsRepository
+from store.runs import RunsRepository
+
+
+class Store:
+    """Facade over the repositories; ``path`` is ``":memory:"`` or a file (parent folders are created)."""
+
+    def __init__(self, path: str | Path = ":memory:", migrations_dir: str | Path = MIGRATIONS_DIR):
+        self.db = Database(path, migrations_dir)
+        self.path = self.db.path
+        self.datasets = DatasetsRepository(self.db)
+        self.rubrics = RubricsRepository(self.db)
+        self.runs = RunsRepository(self.db)
+        self.iterations = IterationsRepository(self.db)
+        self.candidates = CandidatesRepository(self.db)
+        self.judgements = JudgementsRepository(self.db)
+        self.pairs = PairsRepository(self.db)
+        self.evals = EvalsRepository(self.db)
+        self.manifests = ManifestsRepository(self.db)
+        self.jobs = JobsRepository(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.schema_version
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for ad-hoc reads (e.g. a page's DataFrame); inside ``transaction()`` it is that one."""
+        return self.db.cursor()
+
+    def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """All repository writes inside the block, on this thread, commit together or not at all."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.path!r})"

@@ -1,0 +1,130 @@
+"""Background jobs: how a worker thread reports progress to pages that poll, and how a page asks it to stop.
+
+A worker never touches the UI; it writes ``stage/step/total/message`` and a heartbeat here, and a page polls
+``get``. Each job records the process that owns it (its pid, and a token unique to that process's lifetime),
+so after a crash or restart ``mark_interrupted_on_startup`` can tell a job whose process is gone
+(-> ``interrupted``, together with its run) from one still running in this process: a Streamlit rerun must
+not interrupt its own jobs. A job owned by any other process is gone for good: DuckDB lets only one process
+open the file for writing (this one), so no other process can still be reporting on it. The token, not the
+pid, decides, because a restarted container hands the new process the old pid.
+
+    job_id = store.jobs.create("run_loop", {"config_path": "configs/sample.yaml"}, run_id="r-01")
+    store.jobs.update(job_id, status="running", stage="judge", step=3, total=40)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Any
+
+from store.bulk import new_id, to_json
+from store.db import Repository
+from store.secrets_guard import redact_secrets
+
+JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
+TERMINAL_JOB_STATUSES = ("completed", "failed", "cancelled", "interrupted")
+_UPDATABLE = ("status", "run_id", "stage", "step", "total", "message", "params", "error")
+# Unique to this process's lifetime (a new pid alone is not: containers restart with the same pids).
+PROCESS_TOKEN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class JobsRepository(Repository):
+    # ---- writes
+
+    def create(self, kind: str, params: dict[str, Any] | None = None, run_id: str | None = None) -> str:
+        """Queue a job owned by this process and return its id."""
+        job_id = new_id()
+        self._db.execute(
+            "INSERT INTO jobs (job_id, kind, run_id, params, pid, owner) VALUES (?, ?, ?, ?, ?, ?)",
+            [job_id, kind, run_id, to_json(params, "job.params"), os.getpid(), PROCESS_TOKEN],
+        )
+        return job_id
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Set any of status, run_id, stage, step, total, message, params, error.
+
+        Every non-terminal update also stamps heartbeat_at; moving to ``running`` takes ownership for this
+        process and stamps started_at (once); a terminal status stamps finished_at.
+        """
+        unknown = set(fields) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"jobs.update: unknown field(s) {sorted(unknown)}; allowed: {_UPDATABLE}")
+        status = fields.get("status")
+        if status is not None and status not in JOB_STATUSES:
+            raise ValueError(f"job status {status!r} is not one of {JOB_STATUSES}")
+        if "params" in fields:
+            fields["params"] = to_json(fields["params"], "job.params")
+        for text_field in ("message", "error"):
+            if text_field in fields:
+                fields[text_field] = redact_secrets(fields[text_field])
+        if status == "running":  # whoever runs the job owns it from now on
+            fields.update(pid=os.getpid(), owner=PROCESS_TOKEN)
+        assignments = [f"{name} = ?" for name in fields]
+        if status in TERMINAL_JOB_STATUSES:
+            assignments.append("finished_at = current_timestamp")
+        else:  # any progress report is also a sign of life
+            assignments.append("heartbeat_at = current_timestamp")
+        if status == "running":
+            assignments.append("started_at = coalesce(started_at, current_timestamp)")
+        self._set(job_id, ", ".join(assignments), list(fields.values()))
+
+    def heartbeat(self, job_id: str) -> None:
+        self._set(job_id, "heartbeat_at = current_timestamp", [])
+
+    def request_cancel(self, job_id: str) -> None:
+        """Ask the worker to stop; it sees ``cancel_requested`` on its next poll and ends as ``cancelled``."""
+        self._set(job_id, "cancel_requested = true", [])
+
+    def mark_interrupted_on_startup(self) -> list[str]:
+        """Mark queued/running jobs of other (ended) processes ``interrupted``, and their running runs too.
+
+        Safe to call on every Streamlit rerun: jobs of this process are left alone. Returns the ids marked.
+        """
+        orphans = [row["job_id"] for row in self._db.fetch_all(
+            "SELECT job_id FROM jobs WHERE status IN ('queued', 'running') AND owner IS DISTINCT FROM ?",
+            [PROCESS_TOKEN],
+        )]
+        if not orphans:
+            return []
+
+        def write(cur) -> None:
+            marks = ", ".join("?" for _ in orphans)
+            cur.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = current_timestamp WHERE status = 'running'"
+                f" AND run_id IN (SELECT run_id FROM jobs WHERE job_id IN ({marks}))",
+                orphans,
+            )
+            cur.execute(
+                "UPDATE jobs SET status = 'interrupted', finished_at = current_timestamp,"
+                f" error = coalesce(error, 'the process running this job ended') WHERE job_id IN ({marks})",
+                orphans,
+            )
+
+        self._db.write(write)
+        return orphans
+
+    def _set(self, job_id: str, assignments: str, params: list) -> None:
+        def write(cur) -> None:
+            hit = cur.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id = ? RETURNING job_id", [*params, job_id]
+            ).fetchone()
+            if hit is None:
+                raise LookupError(f"no job {job_id!r}")
+
+        self._db.write(write)
+
+    # ---- reads
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return self._db.fetch_one("SELECT * FROM jobs WHERE job_id = ?", [job_id])
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self._db.fetch_value("SELECT cancel_requested FROM jobs WHERE job_id = ?", [job_id]))
+
+    def list(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Jobs, newest first, optionally only those in one status."""
+        where, params = ("WHERE status = ?", [status]) if status is not None else ("", [])
+        return self._db.fetch_all(f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id", params)
+

@@ -1,0 +1,68 @@
+"""Judge verdicts: one row per pairwise call, with its cost, latency and the raw reply.
+
+The raw reply is kept because an ``invalid`` verdict (an unparseable reply) must be inspectable, never
+silently turned into a winner; the cache key lets the judges' cache be audited against stored verdicts.
+
+    store.judgements.add_many([{"run_id": "r-01", "iteration": 0, "prompt_id": "q1", "candidate_a": a,
+                                "candidate_b": b, "judge_id": "stub", "winner": "a", "confidence": 0.9}])
+    store.judgements.count_by_winner("r-01", 0)   # {"a": 120, "b": 95, "tie": 10, "invalid": 2}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from store.bulk import insert_rows
+from store.db import Repository
+
+JUDGEMENT_COLUMNS = ("judgement_id", "run_id", "iteration", "prompt_id", "candidate_a", "candidate_b", "judge_id",
+                     "winner", "confidence", "rationale", "criteria", "raw_reply", "tokens_in", "tokens_out",
+                     "cost_usd", "latency_ms", "cache_key", "created_at")
+WINNERS = ("a", "b", "tie", "invalid")
+
+
+class JudgementsRepository(Repository):
+    # ---- writes
+
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert all rows or none; ``winner`` must be one of a/b/tie/invalid (a CHECK constraint)."""
+        self._db.write(lambda cur: insert_rows(
+            cur, "judgements", rows, columns=JUDGEMENT_COLUMNS, json_columns=("criteria",),
+            id_column="judgement_id",
+        ))
+
+    # ---- reads
+
+    def list(
+        self, run_id: str | None = None, iteration: int | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        where, params = _filters(run_id, iteration)
+        return self._db.fetch_all(
+            f"SELECT * FROM judgements {where} ORDER BY created_at, judgement_id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+
+    def count_by_winner(self, run_id: str | None, iteration: int | None = None) -> dict[str, int]:
+        """Verdict counts with every winner present (zeros included), so charts need no special cases."""
+        where, params = _filters(run_id, iteration)
+        rows = self._db.cursor().execute(
+            f"SELECT winner, count(*) FROM judgements {where} GROUP BY winner", params
+        ).fetchall()
+        return {**{w: 0 for w in WINNERS}, **dict(rows)}
+
+    def by_cache_key(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest stored verdict with this cache key, if any."""
+        return self._db.fetch_one(
+            "SELECT * FROM judgements WHERE cache_key = ? ORDER BY created_at DESC LIMIT 1", [cache_key]
+        )
+
+
+def _filters(run_id: str | None, iteration: int | None) -> tuple[str, list]:
+    where, params = [], []
+    if run_id is not None:
+        where.append("run_id = ?")
+        params.append(run_id)
+    if iteration is not None:
+        where.append("iteration = ?")
+        params.append(iteration)
+    return ("WHERE " + " AND ".join(where) if where else ""), params

@@ -1,0 +1,106 @@
+"""Preference pairs: the (chosen, rejected) rows DPO trains on, including the dropped ones and why.
+
+Browsing must stay fast at a million rows, so every read is one filtered scan over columns DuckDB keeps zone
+maps for, with a composite index on (run_id, iteration, kept) for the common "this iteration's kept pairs"
+lookup. Pages are ordered by ``pair_id``; pass the last id of a page as ``after`` (keyset paging) to skip
+straight to the next one, or use ``offset`` for random access.
+
+    rows = store.pairs.page(run_id="r-01", iteration=2, kept=False, drop_reason="tie", limit=50)
+    rows = store.pairs.page(run_id="r-01", iteration=2, after=rows[-1]["pair_id"])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from store.bulk import insert_rows
+from store.db import Repository
+
+PAIR_COLUMNS = ("pair_id", "run_id", "iteration", "prompt_id", "prompt", "chosen", "rejected", "chosen_candidate",
+                "rejected_candidate", "chosen_score", "rejected_score", "kept", "drop_reason", "source",
+                "rubric_version", "judge_id", "confidence", "created_at")
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """The filters shared by ``page``, ``count`` and ``table``; None means "any"."""
+
+    run_id: str | None = None
+    iteration: int | None = None
+    kept: bool | None = None
+    drop_reason: str | None = None
+    search: str | None = None  # case-insensitive substring of prompt, chosen, rejected or prompt_id
+
+    def where(self) -> tuple[str, list]:
+        clauses, params = [], []
+        for column in ("run_id", "iteration", "kept", "drop_reason"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.search:
+            needle = self.search.lower()
+            clauses.append("(contains(lower(prompt), ?) OR contains(lower(chosen), ?)"
+                           " OR contains(lower(rejected), ?) OR contains(lower(prompt_id), ?))")
+            params.extend([needle] * 4)
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+class PairsRepository(Repository):
+    # ---- writes
+
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Insert all rows or none (Arrow bulk insert); a dropped pair (kept=False) needs a drop_reason."""
+        self._db.write(lambda cur: insert_rows(cur, "pairs", rows, columns=PAIR_COLUMNS, id_column="pair_id"))
+
+    # ---- reads
+
+    def page(
+        self,
+        *,
+        run_id: str | None = None,
+        iteration: int | None = None,
+        kept: bool | None = None,
+        drop_reason: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        after: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """One page of pairs ordered by pair_id; ``after`` (a pair_id) continues after that row."""
+        where, params = PairFilter(run_id, iteration, kept, drop_reason, search).where()
+        if after is not None:
+            where = f"{where} AND pair_id > ?" if where else "WHERE pair_id > ?"
+            params.append(after)
+        return self._db.fetch_all(
+            f"SELECT * FROM pairs {where} ORDER BY pair_id LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+
+    def count(
+        self,
+        *,
+        run_id: str | None = None,
+        iteration: int | None = None,
+        kept: bool | None = None,
+        drop_reason: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        where, params = PairFilter(run_id, iteration, kept, drop_reason, search).where()
+        return self._db.fetch_value(f"SELECT count(*) FROM pairs {where}", params)
+
+    def drop_reasons(self, run_id: str, iteration: int | None = None) -> dict[str, int]:
+        """How many pairs each filter dropped, most frequent first."""
+        where, params = PairFilter(run_id, iteration, kept=False).where()
+        rows = self._db.cursor().execute(
+            f"SELECT drop_reason, count(*) AS n FROM pairs {where} GROUP BY drop_reason ORDER BY n DESC, drop_reason",
+            params,
+        ).fetchall()
+        return dict(rows)
+
+    def table(self, filters: PairFilter) -> pa.Table:
+        """Every matching pair as an Arrow table (for export to JSONL/Parquet), ordered by pair_id."""
+        where, params = filters.where()
+        return self._db.cursor().sql(f"SELECT * FROM pairs {where} ORDER BY pair_id", params=params).to_arrow_table()

@@ -1,0 +1,348 @@
+"""The Store facade and its repositories, on in-memory and file databases (no network, no GPU)."""
+
+import threading
+import time
+from collections import Counter
+
+import duckdb
+import pytest
+
+from store import PairFilter, Store, content_hash
+from store.jobs import PROCESS_TOKEN
+
+
+@pytest.fixture
+def store():
+    with Store(":memory:") as s:
+        yield s
+
+
+def _run(store, run_id="r1"):
+    store.runs.create(run_id, "baseline", {"seed": 0, "judge": {"name": "stub"}}, "cfg-hash", "stub", "rv1",
+                      "train-id", "eval-id")
+
+
+def _pair(i, **overrides):
+    kept = i % 3 != 0
+    row = {"run_id": "r1", "iteration": i % 4, "prompt_id": f"q{i}", "prompt": f"question {i}",
+           "chosen": f"SELECT {i}", "rejected": "SELECT 0", "kept": kept,
+           "drop_reason": None if kept else ("tie" if i % 2 else "length_skew")}
+    return {**row, **overrides}
+
+
+# ---- datasets and rubrics
+
+
+def test_import_prompts_is_content_addressed_and_idempotent(store):
+    records = [{"id": "q1", "prompt": "How many orders?", "reference": "SELECT count(*) FROM orders",
+                "cohort": "count", "extra": {"difficulty": 1}},
+               {"prompt_id": "q2", "prompt": "List regions", "tags": ["easy"]},
+               {"prompt": "No id given"}]
+    dataset_id = store.datasets.import_prompts("train", records, "sample_data/train.jsonl")
+    assert dataset_id == content_hash(records)
+    assert store.datasets.import_prompts("train again", records, None) == dataset_id
+    assert len(store.datasets.list()) == 1
+    assert store.datasets.get(dataset_id)["n_items"] == 3
+    assert store.datasets.get(dataset_id)["name"] == "train"
+    prompts = store.datasets.prompts(dataset_id)
+    assert [p["prompt_id"] for p in prompts] == ["q1", "q2", "p000002"]
+    assert prompts[0]["extra"] == {"difficulty": 1} and prompts[0]["cohort"] == "count"
+    assert prompts[1]["extra"] == {"tags": ["easy"]}
+    assert store.datasets.get("nope") is None
+
+
+def test_import_prompts_refuses_bad_records_without_writing(store):
+    with pytest.raises(ValueError, match="appears twice"):
+        store.datasets.import_prompts("d", [{"id": "a", "prompt": "x"}, {"id": "a", "prompt": "y"}], None)
+    with pytest.raises(ValueError, match="record 1"):
+        store.datasets.import_prompts("d", [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": ""}], None)
+    assert store.datasets.list() == []
+    assert store.cursor().execute("SELECT count(*) FROM prompts").fetchone() == (0,)
+
+
+def test_rubric_versions_hash_the_body_and_list_newest_first(store):
+    v1 = store.rubrics.save("sql", {"criteria": [{"name": "runs", "weight": 1}], "principles": ["be exact"]})
+    same = store.rubrics.save("sql", {"principles": ["be exact"], "criteria": [{"weight": 1, "name": "runs"}]})
+    assert same == v1
+    time.sleep(0.002)
+    v2 = store.rubrics.save("sql", {"criteria": [{"name": "runs", "weight": 2}]}, parent_version=v1)
+    store.rubrics.save("other", {"criteria": []})
+    assert [r["rubric_version"] for r in store.rubrics.list("sql")] == [v2, v1]
+    assert len(store.rubrics.list()) == 3
+    got = store.rubrics.get(v2)
+    assert got["body"] == {"criteria": [{"name": "runs", "weight": 2}]} and got["parent_version"] == v1
+
+
+# ---- runs, iterations, evals, manifests
+
+
+def test_run_lifecycle(store):
+    _run(store)
+    run = store.runs.get("r1")
+    assert run["status"] == "running" and run["finished_at"] is None
+    assert run["config"] == {"seed": 0, "judge": {"name": "stub"}}
+    store.runs.set_recommended("r1", 2)
+    store.runs.set_status("r1", "stopped")
+    run = store.runs.get("r1")
+    assert run["status"] == "stopped" and run["finished_at"] is not None and run["recommended_iteration"] == 2
+    with pytest.raises(ValueError, match="not one of"):
+        store.runs.set_status("r1", "done")
+    with pytest.raises(LookupError):
+        store.runs.set_status("missing", "failed")
+    time.sleep(0.002)
+    _run(store, "r2")
+    assert [r["run_id"] for r in store.runs.list()] == ["r2", "r1"]
+    assert [r["run_id"] for r in store.runs.list(limit=1)] == ["r2"]
+
+
+def test_iterations_start_finish_and_restart(store):
+    _run(store)
+    store.iterations.start("r1", 0)
+    store.iterations.finish("r1", 0, status="completed", model_path="m0", model_hash="h0", regressed=False,
+                            gate_decision="continue", pairs_kept=0, pairs_dropped=0)
+    store.iterations.start("r1", 1)
+    store.iterations.start("r1", 1)  # resumed after an interruption: same row, running again
+    rows = store.iterations.list("r1")
+    assert [(r["iteration"], r["status"]) for r in rows] == [(0, "completed"), (1, "running")]
+    assert rows[0]["finished_at"] is not None and rows[0]["regressed"] is False
+    with pytest.raises(LookupError):
+        store.iterations.finish("r1", 7, status="completed", model_path=None, model_hash=None, regressed=None,
+                                gate_decision=None, pairs_kept=None, pairs_dropped=None)
+
+
+def test_evals_replace_and_manifests_are_idempotent(store):
+    store.evals.add_many([{"run_id": "r1", "iteration": 0, "metric": "exact_match", "value": 0.2, "n": 10},
+                          {"run_id": "r1", "iteration": 0, "metric": "exact_match", "cohort": "joins", "value": 0.1,
+                           "n": 4}])
+    store.evals.add_many([{"run_id": "r1", "iteration": 0, "metric": "exact_match", "cohort": "all", "value": 0.3,
+                           "n": 10}])
+    assert [(e["cohort"], e["value"]) for e in store.evals.for_run("r1")] == [("all", 0.3), ("joins", 0.1)]
+
+    body = {"run_id": "r1", "iteration": 0, "metrics": {"all": {"exact_match": 0.3}}}
+    manifest_id = content_hash(body)
+    store.manifests.write(manifest_id, "r1", 0, body)
+    store.manifests.write(manifest_id, "r1", 0, body)
+    assert store.manifests.get(manifest_id)["body"] == body
+    assert len(store.manifests.for_run("r1")) == 1
+
+
+# ---- candidates and judgements
+
+
+def test_candidates_and_judgements_round_trip(store):
+    store.candidates.add_many([
+        {"candidate_id": f"c{i}", "run_id": "r1", "iteration": 1, "prompt_id": f"q{i % 2}", "text": f"SELECT {i}",
+         "temperature": 0.7, "seed": 11, "sample_index": i, "n_tokens": 3,
+         "verification": {"executes": True, "matches": i == 0}, "score": 1.0 if i == 0 else 0.5}
+        for i in range(4)])
+    assert len(store.candidates.list("r1")) == 4
+    q0 = store.candidates.list("r1", iteration=1, prompt_id="q0")
+    assert [c["candidate_id"] for c in q0] == ["c0", "c2"]
+    assert q0[0]["verification"] == {"executes": True, "matches": True}
+
+    winners = ["a", "b", "a", "tie", "invalid"]
+    store.judgements.add_many([
+        {"run_id": "r1", "iteration": 1, "prompt_id": "q0", "candidate_a": "c0", "candidate_b": "c2",
+         "judge_id": "stub", "winner": w, "criteria": {"runs": w == "a"}, "cache_key": f"k{i}"}
+        for i, w in enumerate(winners)])
+    assert store.judgements.count_by_winner("r1", 1) == {"a": 2, "b": 1, "tie": 1, "invalid": 1}
+    assert store.judgements.count_by_winner("r1", 2) == {"a": 0, "b": 0, "tie": 0, "invalid": 0}
+    page = store.judgements.list(run_id="r1", limit=2, offset=1)
+    assert len(page) == 2 and isinstance(page[0]["criteria"], dict)
+    assert store.judgements.by_cache_key("k3")["winner"] == "tie"
+
+
+# ---- all-or-nothing writes
+
+
+def test_add_many_with_a_bad_row_leaves_nothing(store):
+    with pytest.raises(duckdb.ConstraintException):
+        store.judgements.add_many([{"judge_id": "stub", "winner": "a"}, {"judge_id": "stub", "winner": "maybe"}])
+    with pytest.raises(duckdb.ConstraintException):  # duplicate id inside one batch
+        store.pairs.add_many([_pair(1, pair_id="p1"), _pair(2, pair_id="p2"), _pair(4, pair_id="p1")])
+    with pytest.raises(duckdb.ConstraintException):  # a dropped pair must say why
+        store.pairs.add_many([_pair(1), _pair(3, drop_reason=None)])
+    with pytest.raises(duckdb.ConstraintException):  # a kept pair needs both texts
+        store.pairs.add_many([_pair(1, chosen=None)])
+    with pytest.raises(ValueError, match="unknown column"):
+        store.pairs.add_many([_pair(1, chosen_txt="typo")])
+    assert store.judgements.list() == [] and store.pairs.count() == 0
+    store.pairs.add_many([_pair(3, chosen=None, rejected=None)])  # dropped before any choice: allowed
+    assert store.pairs.count(kept=False) == 1
+
+
+def test_transaction_groups_repository_writes(store):
+    _run(store)
+    store.iterations.start("r1", 1)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.pairs.add_many([_pair(i) for i in range(10)])
+            store.iterations.finish("r1", 1, status="completed", model_path="m", model_hash="h", regressed=False,
+                                    gate_decision="continue", pairs_kept=7, pairs_dropped=3)
+            assert store.pairs.count() == 10  # visible inside the transaction
+            raise RuntimeError("training crashed before the iteration was recorded")
+    assert store.pairs.count() == 0
+    assert store.iterations.list("r1")[0]["status"] == "running"
+
+    with store.transaction():
+        store.pairs.add_many([_pair(i) for i in range(10)])
+        store.evals.add_many([{"run_id": "r1", "iteration": 1, "metric": "m", "value": 1.0, "n": 1}])
+    assert store.pairs.count() == 10 and len(store.evals.for_run("r1")) == 1
+
+
+# ---- pairs browsing
+
+
+def test_pairs_paging_and_filters(store):
+    rows = [_pair(i) for i in range(1000)]
+    store.pairs.add_many(rows)
+    expected_kept_it1 = {r["prompt_id"] for r in rows if r["iteration"] == 1 and r["kept"]}
+    assert store.pairs.count(run_id="r1", iteration=1, kept=True) == len(expected_kept_it1)
+
+    # keyset paging visits every row once, in pair_id order
+    seen, after = [], None
+    while True:
+        page = store.pairs.page(run_id="r1", iteration=1, kept=True, limit=37, after=after)
+        if not page:
+            break
+        seen.extend(page)
+        after = page[-1]["pair_id"]
+    assert {r["prompt_id"] for r in seen} == expected_kept_it1
+    assert [r["pair_id"] for r in seen] == sorted(r["pair_id"] for r in seen)
+    # offset paging agrees with keyset paging
+    by_offset = [r for off in range(0, len(seen), 37)
+                 for r in store.pairs.page(run_id="r1", iteration=1, kept=True, limit=37, offset=off)]
+    assert [r["pair_id"] for r in by_offset] == [r["pair_id"] for r in seen]
+    # generated ids follow insertion order
+    assert [r["prompt_id"] for r in store.pairs.page(limit=3)] == ["q0", "q1", "q2"]
+
+    ties = store.pairs.page(drop_reason="tie", limit=1000)
+    assert ties and all(not r["kept"] and r["drop_reason"] == "tie" for r in ties)
+    assert store.pairs.count(drop_reason="tie") == sum(1 for r in rows if r["drop_reason"] == "tie")
+    assert store.pairs.drop_reasons("r1") == {"tie": 167, "length_skew": 167}
+    for iteration in range(4):
+        expected = Counter(r["drop_reason"] for r in rows if r["iteration"] == iteration and not r["kept"])
+        assert store.pairs.drop_reasons("r1", iteration=iteration) == expected
+    assert [r["prompt_id"] for r in store.pairs.page(search="QUESTION 999")] == ["q999"]
+    assert store.pairs.count(search="select 99") == 11  # 99 and 990..999
+    assert store.pairs.count(run_id="other") == 0
+    assert store.pairs.table(PairFilter(run_id="r1", kept=True)).num_rows == sum(r["kept"] for r in rows)
+
+
+@pytest.mark.slow
+def test_a_million_pairs_insert_and_page_quickly(tmp_path):
+    with Store(tmp_path / "big.duckdb") as store:
+        rows = [_pair(i, iteration=i // 100_000) for i in range(1_000_000)]
+        started = time.perf_counter()
+        store.pairs.add_many(rows)
+        assert time.perf_counter() - started < 60
+        started = time.perf_counter()
+        page = store.pairs.page(run_id="r1", iteration=9, kept=False, limit=50, offset=20_000)
+        total = store.pairs.count(run_id="r1", iteration=9, kept=False)
+        assert time.perf_counter() - started < 2
+        assert len(page) == 50 and total == sum(1 for r in rows if r["iteration"] == 9 and not r["kept"])
+
+
+# ---- threads
+
+
+def test_threads_share_one_store_without_losing_rows(tmp_path):
+    with Store(tmp_path / "wb.duckdb") as store:
+        job_id = store.jobs.create("run_loop", {"n": 1})
+        errors = []
+
+        def writer(thread_no):
+            try:
+                for i in range(0, 200, 2):  # 100 small transactions per thread, interleaved with the others
+                    store.pairs.add_many([_pair(k, prompt_id=f"t{thread_no}-{k}") for k in (i, i + 1)])
+                    if i % 10 == 0:  # every thread also updates the same job row: DuckDB conflicts are retried
+                        store.jobs.update(job_id, status="running", step=i, message=f"thread {thread_no}")
+                        store.jobs.heartbeat(job_id)
+            except Exception as exc:  # surfaced below; a thread's exception would otherwise vanish
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert store.pairs.count() == 800
+        assert len({r["prompt_id"] for r in store.pairs.page(limit=1000)}) == 800
+
+
+# ---- jobs
+
+
+def test_job_lifecycle_and_cancel_request(store):
+    job_id = store.jobs.create("run_loop", {"config": "sample.yaml"}, run_id="r1")
+    job = store.jobs.get(job_id)
+    assert job["status"] == "queued" and job["params"] == {"config": "sample.yaml"} and job["owner"] == PROCESS_TOKEN
+    store.jobs.update(job_id, status="running", stage="judge", step=3, total=40)
+    job = store.jobs.get(job_id)
+    assert job["started_at"] is not None and job["heartbeat_at"] is not None and job["finished_at"] is None
+    assert not store.jobs.cancel_requested(job_id)
+    store.jobs.request_cancel(job_id)
+    assert store.jobs.cancel_requested(job_id)
+    store.jobs.update(job_id, status="cancelled")
+    assert store.jobs.get(job_id)["finished_at"] is not None
+    assert [j["job_id"] for j in store.jobs.list(status="cancelled")] == [job_id]
+    with pytest.raises(ValueError, match="unknown field"):
+        store.jobs.update(job_id, finished_at="now")
+    with pytest.raises(ValueError, match="not one of"):
+        store.jobs.update(job_id, status="paused")
+    with pytest.raises(LookupError):
+        store.jobs.heartbeat("missing")
+
+
+def test_jobs_of_a_dead_process_are_marked_interrupted(store):
+    _run(store, "r-dead")
+    _run(store, "r-live")
+    dead = store.jobs.create("run_loop", {}, run_id="r-dead")
+    store.jobs.update(dead, status="running")
+    live = store.jobs.create("run_loop", {}, run_id="r-live")
+    store.jobs.update(live, status="running")
+    done = store.jobs.create("export", {})
+    store.jobs.update(done, status="completed")
+    # simulate a job left behind by an earlier process (a restart can even reuse its pid)
+    store.cursor().execute("UPDATE jobs SET owner = 'host:123:gone' WHERE job_id = ?", [dead])
+
+    assert store.jobs.mark_interrupted_on_startup() == [dead]
+    assert store.jobs.get(dead)["status"] == "interrupted" and store.runs.get("r-dead")["status"] == "interrupted"
+    assert store.jobs.get(live)["status"] == "running" and store.runs.get("r-live")["status"] == "running"
+    assert store.jobs.get(done)["status"] == "completed"
+    assert store.jobs.mark_interrupted_on_startup() == []  # safe to call on every rerun
+
+
+# ---- secrets
+
+
+def test_config_with_an_api_key_is_refused(store):
+    config = {"judge": {"name": "anthropic", "api_key": "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"}}
+    with pytest.raises(ValueError, match=r"config\.judge\.api_key"):
+        store.runs.create("r1", "leaky", config, "h", "anthropic", None, None, None)
+    assert store.runs.get("r1") is None
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"headers": {"Authorization": "Bearer abcdefgh12345678"}}, r"manifest\.body\.headers\.Authorization"),
+    ({"env": {"OPENAI_API_KEY": "whatever"}}, r"manifest\.body\.env\.OPENAI_API_KEY"),
+    ({"judges": [{"key": "sk-proj-0123456789abcdefghij"}]}, r"manifest\.body\.judges\[0\]\.key"),
+])
+def test_secret_shaped_values_are_refused_everywhere(store, body, field):
+    with pytest.raises(ValueError, match=field):
+        store.manifests.write("m1", "r1", 0, body)
+    with pytest.raises(ValueError, match="job.params"):
+        store.jobs.create("run_loop", body)
+    with pytest.raises(ValueError, match="candidates.verification"):
+        store.candidates.add_many([{"run_id": "r1", "iteration": 0, "prompt_id": "q", "text": "t",
+                                    "verification": body}])
+    assert store.manifests.get("m1") is None and store.jobs.list() == []
+
+
+def test_env_var_names_and_empty_keys_are_allowed_and_errors_are_redacted(store):
+    config = {"judge": {"api_key_env": "ANTHROPIC_API_KEY", "api_key": None}, "versions": {"sk-learn": "1.5"}}
+    store.runs.create("r1", "ok", config, "h", "anthropic", None, None, None)
+    assert store.runs.get("r1")["config"] == config
+    store.runs.set_status("r1", "failed", error="AuthenticationError: bad key sk-ant-api03-abcdefghijklmnopqrstu")
+    assert store.runs.get("r1")["error"] == "AuthenticationError: bad key [redacted]"
