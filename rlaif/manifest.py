@@ -7,7 +7,6 @@ provenance chain. Written last (after checkpoint, pairs and evals are stored), i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from datetime import datetime, timezone
@@ -19,12 +18,7 @@ UNHASHED = ("manifest_id", "created_at")
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "duckdb", "tokenizers", "rlaif-workbench")
 
 
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def content_hash(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+from store.content_hash import content_hash  # one canonical encoding for every content-addressed id
 
 
 def manifest_id_of(body: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from rlaif.gates import GateDecision, recommend_best, regression_gate
 from rlaif.judges import Comparison, Judge, make_judge
 from rlaif.manifest import build_manifest, content_hash, write_manifest_file
 from rlaif.pairs import PairDecision, decide_pair
-from rlaif.policy import configure_cpu_threads, greedy, load_policy, model_hash, sample_candidates
+from rlaif.policy import configure_cpu_threads, greedy, quiet_library_progress, load_policy, model_hash, sample_candidates
 from rlaif.ranking import Match, round_robin_plan
 from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
@@ -110,6 +110,7 @@ class RLAIFPipeline:
     def run(self, train: Sequence[PromptRecord], eval: Sequence[PromptRecord]) -> Iterator[IterationResult]:
         cfg = self.cfg
         configure_cpu_threads()
+        quiet_library_progress()
         train = list(train)[: cfg.data.max_train_prompts] if cfg.data.max_train_prompts else list(train)
         eval = list(eval)[: cfg.data.max_eval_prompts] if cfg.data.max_eval_prompts else list(eval)
         with ExitStack() as stack:
@@ -118,6 +119,7 @@ class RLAIFPipeline:
             judge = self._judge or make_judge(cfg.judge.name, verify=verify, options=cfg.judge.options)
             self.judge = judge
             rubric_version = self.store.rubrics.save(self.rubric.name, self.rubric.to_dict())
+            assert rubric_version == self.rubric.version, "store and engine must hash rubrics the same way"
             train_id = self.store.datasets.import_prompts(f"{cfg.name}-train", [p.to_dict() for p in train],
                                                           cfg.data.train)
             eval_id = self.store.datasets.import_prompts(f"{cfg.name}-eval", [p.to_dict() for p in eval], cfg.data.eval)

@@ -44,6 +44,16 @@ def configure_cpu_threads() -> None:
         torch.set_num_threads(int(os.environ.get("RLAIF_TORCH_THREADS", "1")))
 
 
+def quiet_library_progress() -> None:
+    """Library progress bars (weight loading, dataset maps) would interleave with ours; progress goes via callbacks."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
 @dataclass
 class Policy:
     model: object
@@ -115,7 +125,13 @@ def _generate(policy: Policy, prompts: Sequence[str], *, max_new_tokens: int, te
               top_p: float = 1.0) -> list[tuple[str, int]]:
     tok, model = policy.tokenizer, policy.model
     tok.padding_side = "left"
-    enc = tok([policy.render(p) for p in prompts], return_tensors="pt", padding=True).to(policy.device.name)
+    tok.truncation_side = "left"  # keep the end of an over-long prompt: it holds the instruction to answer
+    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    room = (limit - max_new_tokens) if limit else None
+    if room is not None and room < 8:
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a {limit}-token context")
+    enc = tok([policy.render(p) for p in prompts], return_tensors="pt", padding=True,
+              truncation=room is not None, max_length=room).to(policy.device.name)
     kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     if temperature is None:
         kwargs.update(do_sample=False)

@@ -8,13 +8,13 @@ name exactly which wording produced them, and editing one word makes a new versi
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from store.content_hash import content_hash
 
 VERIFIERS = {"sql_executes", "sql_result_matches", "sql_allowlisted_views", "sql_format"}
 
@@ -47,8 +47,8 @@ class Rubric:
 
     @property
     def version(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+        """sha256 of the canonical JSON body: the same id the store files it under."""
+        return content_hash(self.to_dict())
 
     @property
     def hard_verifiers(self) -> set[str]:

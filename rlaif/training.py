@@ -35,8 +35,12 @@ class TrainResult:
     cancelled: bool = False
 
 
-def to_dpo_config(cfg: TrainingConfig, output_dir: str | Path, device: Device, seed: int):
-    """Map our training config onto TRL's DPOConfig, with per-device settings (TRL's defaults assume a GPU)."""
+def to_dpo_config(cfg: TrainingConfig, output_dir: str | Path, device: Device, seed: int,
+                  context_length: int | None = None):
+    """Map our training config onto TRL's DPOConfig, with per-device settings (TRL's defaults assume a GPU).
+
+    ``max_length`` is capped at the model's context length: a longer sequence would index past the position table.
+    """
     from trl import DPOConfig
 
     return DPOConfig(
@@ -48,7 +52,7 @@ def to_dpo_config(cfg: TrainingConfig, output_dir: str | Path, device: Device, s
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_length=cfg.max_length,
+        max_length=min(cfg.max_length, context_length) if context_length else cfg.max_length,
         warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
         lr_scheduler_type="linear",
         bf16=device.bf16,
@@ -102,8 +106,12 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
               cancel: threading.Event | None = None) -> TrainResult:
     """Train a LoRA adapter on (prompt, chosen, rejected) rows, merge it, save the merged model to output_dir/model."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, set_seed
+    from transformers import AutoModelForCausalLM, PrinterCallback, set_seed
     from trl import DPOTrainer
+
+    from rlaif.policy import quiet_library_progress
+
+    quiet_library_progress()  # progress is reported through on_step, not printed
 
     if not pairs:
         raise ValueError("no preference pairs to train on")
@@ -118,12 +126,14 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
     trainer = DPOTrainer(
         model=model,
         ref_model=None,
-        args=to_dpo_config(cfg, output_dir / "trainer", dev, seed),
+        args=to_dpo_config(cfg, output_dir / "trainer", dev, seed, context_length=(
+            getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None))),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg, model),
         callbacks=_callbacks(on_step, cancel),
     )
+    trainer.remove_callback(PrinterCallback)  # per-step log dicts would flood the CLI; log_history keeps them
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     train_output = trainer.train()
     after = dict(trainer.model.named_parameters())

@@ -1,0 +1,398 @@
+"""The SQL verifier: executable hard checks for text-to-SQL candidates (seed 002, Harbor Analytics rubric).
+
+Criteria, keyed as the rubric attaches them:
+
+* ``sql_executes`` (R1) — the candidate's SQL runs on the sandbox warehouse without error.  The allowlist is
+  *not* enforced for this criterion (non-allowlisted warehouse relations may be read, read-only), so R1 and R3
+  are scored separately; statements other than one SELECT, table functions and files are refused regardless.
+* ``sql_result_matches`` (R2) — it executes, it is allowlisted, and its result equals the golden query's result
+  (see :func:`results_match`).  A query that reads raw tables never counts as matching: a policy must not get
+  credit for bypassing the approved views.
+* ``sql_allowlisted_views`` (R3) — every relation it references (CTE names excluded, macro bodies included)
+  exists in the warehouse and matches the sandbox's allowlist globs (``v_revenue_*``).
+* ``sql_format`` — exactly one statement terminated by ``;``; after it only ``--`` comment lines; no prose.
+
+The candidate text is the policy's completion: SQL, then optionally ``-- comment`` lines.  The SQL that is run is
+everything up to and including the first ``;`` that is a real statement terminator (found with DuckDB's own
+tokenizer, so ``;`` inside strings, quoted identifiers and comments is skipped), stripped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+import duckdb
+
+from rlaif.sql_sandbox import ExecResult, SqlSandbox
+
+__all__ = [
+    "CRITERIA",
+    "DEFAULT_HARD",
+    "SqlVerification",
+    "SqlVerifier",
+    "extract_sql",
+    "is_well_formatted",
+    "results_match",
+    "score",
+]
+
+#: Criterion keys produced by :meth:`SqlVerification.criteria`, in rubric order.
+CRITERIA = ("sql_executes", "sql_result_matches", "sql_allowlisted_views", "sql_format")
+#: The hard criteria of the Harbor rubric (R1-R3); formatting is soft.
+DEFAULT_HARD = frozenset({"sql_executes", "sql_result_matches", "sql_allowlisted_views"})
+
+REL_TOL = 1e-6
+ABS_TOL = 1e-9
+_GREEDY_LIMIT = 500  # rows up to which a tolerant one-to-one matching is tried when the sorted comparison fails
+
+
+# ---------------------------------------------------------------------------------------------- text handling
+
+_local = threading.local()
+
+
+def _parser() -> duckdb.DuckDBPyConnection:
+    """A per-thread in-memory connection used only to split statements (never shares duckdb's default one)."""
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        conn = duckdb.connect(":memory:", config={"enable_external_access": False})
+        _local.conn = conn
+    return conn
+
+
+def _first_terminator(text: str) -> int | None:
+    """Character index of the first ``;`` that ends a statement, or ``None``.
+
+    DuckDB's tokenizer reports byte offsets; a ``;`` inside a string, quoted identifier or comment is part of a
+    non-operator token and is skipped.
+    """
+    data = text.encode("utf-8")
+    try:
+        tokens = duckdb.tokenize(text)
+    except Exception:  # pragma: no cover - the tokenizer is lenient; fall back to a plain search
+        pos = text.find(";")
+        return pos if pos >= 0 else None
+    for i, (offset, kind) in enumerate(tokens):
+        if kind != duckdb.token_type.operator:
+            continue
+        end = tokens[i + 1][0] if i + 1 < len(tokens) else len(data)
+        chunk = data[offset:end]
+        j = chunk.find(b";")
+        if j >= 0:
+            return len(data[: offset + j].decode("utf-8", errors="ignore"))
+    return None
+
+
+def extract_sql(candidate_text: str) -> str:
+    """The SQL part of a candidate: up to and including the first statement-ending ``;``, stripped.
+
+    Without any ``;`` the whole text (stripped) is returned, so such a candidate may still execute (it fails
+    ``sql_format``).
+    """
+    text = candidate_text or ""
+    pos = _first_terminator(text)
+    if pos is None:
+        return text.strip()
+    return text[: pos + 1].strip()
+
+
+def is_well_formatted(candidate_text: str) -> bool:
+    """``sql_format``: exactly one statement terminated by ``;``, then only ``--`` comment lines (or blanks).
+
+    Leading ``--`` comments before the statement are allowed (they are SQL); prose before or after the statement,
+    markdown fences, a second statement or a missing ``;`` fail.
+    """
+    text = candidate_text or ""
+    pos = _first_terminator(text)
+    if pos is None:
+        return False
+    head, tail = text[: pos + 1], text[pos + 1 :]
+    try:
+        statements = _parser().extract_statements(head)
+    except duckdb.Error:
+        return False
+    if len(statements) != 1:
+        return False
+    for line in tail.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- result matching
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _norm(v: Any) -> Any:
+    """Normalise a fetched value: Decimal -> float, -0.0 -> 0.0, containers -> tuples; None stays None."""
+    if v is None or isinstance(v, (bool, str, int)):
+        return v
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, float):
+        return 0.0 if v == 0 else v
+    if isinstance(v, (list, tuple)):
+        return tuple(_norm(x) for x in v)
+    if isinstance(v, dict):
+        return ("__struct__",) + tuple((str(k), _norm(x)) for k, x in v.items())
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v)
+    return v
+
+
+def _round_sig(x: float, digits: int = 6) -> float:
+    if not math.isfinite(x) or x == 0:
+        return x
+    return round(x, digits - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def _key(v: Any) -> tuple:
+    """A total, type-safe sort key consistent with the tolerant equality (numbers rounded to 6 digits)."""
+    if v is None:
+        return (0,)
+    if isinstance(v, bool):
+        return (1, int(v))
+    if _is_number(v):
+        f = float(v)
+        if math.isnan(f):
+            return (2, math.inf, 1)
+        return (2, _round_sig(f), 0)
+    if isinstance(v, str):
+        return (3, v)
+    if isinstance(v, bytes):
+        return (4, v)
+    if isinstance(v, tuple):
+        return (5, tuple(_key(x) for x in v))
+    if isinstance(v, (_dt.datetime, _dt.date, _dt.time, _dt.timedelta)):
+        return (6, type(v).__name__, str(v))
+    return (7, type(v).__name__, repr(v))
+
+
+def _eq(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if _is_number(a) and _is_number(b):
+        if isinstance(a, int) and isinstance(b, int):
+            return a == b
+        fa, fb = float(a), float(b)
+        if math.isnan(fa) or math.isnan(fb):
+            return math.isnan(fa) and math.isnan(fb)
+        return math.isclose(fa, fb, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b))
+    if type(a) is not type(b) and not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    return a == b
+
+
+def _rows_eq(r1: tuple, r2: tuple) -> bool:
+    return len(r1) == len(r2) and all(_eq(a, b) for a, b in zip(r1, r2))
+
+
+def results_match(candidate: ExecResult, golden: ExecResult, ordered: bool) -> bool:
+    """True when two successful results are the same result set.
+
+    * the number of columns must agree; column *names* are ignored (aliases may differ);
+    * rows are compared as multisets unless ``ordered`` (the golden query has a top-level ``ORDER BY``);
+    * values are normalised: ``Decimal`` -> ``float``, numbers compared with a relative tolerance of 1e-6
+      (integers exactly), ``None`` only equals ``None``, lists/structs element-wise.
+
+    Multiset comparison sorts both sides by a key that rounds numbers to 6 significant digits and then compares
+    row by row with the tolerance; if that fails on a small result, a tolerant one-to-one matching is tried, so
+    near-equal values straddling a rounding boundary cannot cause a false mismatch.
+    """
+    if not (candidate.ok and golden.ok):
+        return False
+    if len(candidate.columns) != len(golden.columns):
+        return False
+    if len(candidate.rows) != len(golden.rows):
+        return False
+    width = len(golden.columns)
+    cand = [tuple(_norm(v) for v in row) for row in candidate.rows]
+    gold = [tuple(_norm(v) for v in row) for row in golden.rows]
+    if any(len(r) != width for r in cand) or any(len(r) != width for r in gold):
+        return False
+    if ordered:
+        return all(_rows_eq(a, b) for a, b in zip(cand, gold))
+    cand_sorted = sorted(cand, key=lambda r: tuple(_key(v) for v in r))
+    gold_sorted = sorted(gold, key=lambda r: tuple(_key(v) for v in r))
+    if all(_rows_eq(a, b) for a, b in zip(cand_sorted, gold_sorted)):
+        return True
+    if len(gold) > _GREEDY_LIMIT:
+        return False
+    remaining = list(gold_sorted)
+    for row in cand_sorted:
+        for i, other in enumerate(remaining):
+            if _rows_eq(row, other):
+                del remaining[i]
+                break
+        else:
+            return False
+    return not remaining
+
+
+# ---------------------------------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class SqlVerification:
+    """The verifier's verdict on one candidate.  ``error``/``error_kind`` describe the candidate's execution."""
+
+    executes: bool
+    matches: bool
+    allowlisted: bool
+    well_formatted: bool
+    error: str | None
+    error_kind: str | None
+    relations: list[str]
+    elapsed_ms: float
+    sql: str = ""
+    reference_error: str | None = None
+
+    def criteria(self) -> dict[str, bool]:
+        return {
+            "sql_executes": self.executes,
+            "sql_result_matches": self.matches,
+            "sql_allowlisted_views": self.allowlisted,
+            "sql_format": self.well_formatted,
+        }
+
+    @property
+    def passed(self) -> bool:
+        """All four criteria hold."""
+        return all(self.criteria().values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "executes": self.executes,
+            "matches": self.matches,
+            "allowlisted": self.allowlisted,
+            "well_formatted": self.well_formatted,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "relations": list(self.relations),
+            "elapsed_ms": round(float(self.elapsed_ms), 3),
+            "sql": self.sql,
+            "reference_error": self.reference_error,
+            "criteria": self.criteria(),
+        }
+
+
+def score(
+    verification: SqlVerification | Mapping[str, bool],
+    weights: Mapping[str, float] | None = None,
+    hard: Iterable[str] | None = None,
+) -> float:
+    """A graded score in [0, 1] for ranking candidates.
+
+    ``weights`` maps criterion keys to non-negative weights (default: 1 each); ``hard`` is the set of hard
+    criteria (default :data:`DEFAULT_HARD`: executes, matches, allowlisted).
+
+    * all hard criteria pass: ``0.5 + 0.5 * (weighted fraction of the soft criteria passed)`` (1.0 without soft
+      criteria), so the score lies in [0.5, 1];
+    * some hard criterion fails: ``0.5 * (weighted fraction of all criteria passed)``, which is < 0.5 because a
+      failing hard criterion is missing from the fraction.
+
+    Why graded and not 0/1: pairs are built by *ranking* N candidates, and "both failed" is not a tie — a query
+    that runs on the approved views but returns the wrong rows is a better "rejected" than one that does not
+    parse, and among failures a well-formatted one is preferable.  Why the 0.5 split: no amount of soft credit
+    may lift a candidate that fails a hard check above one that passes them all, so the hard checks still act as
+    a filter (seed 002: "eliminate any candidate failing hard checks") while the order inside each band stays
+    informative.
+    """
+    crit = dict(verification.criteria() if isinstance(verification, SqlVerification) else verification)
+    hard_set = set(DEFAULT_HARD if hard is None else hard)
+    w = {k: 1.0 for k in crit} if weights is None else {k: float(v) for k, v in weights.items()}
+    unknown = (set(w) | hard_set) - set(crit)
+    if unknown:
+        raise ValueError(f"unknown criteria {sorted(unknown)}; known: {sorted(crit)}")
+    if any(v < 0 or not math.isfinite(v) for v in w.values()):
+        raise ValueError("weights must be finite and non-negative")
+    for k in crit:  # with explicit weights, an unweighted criterion counts 0 (a hard one still gates)
+        w.setdefault(k, 0.0)
+    if all(crit[k] for k in hard_set):
+        soft = [k for k in crit if k not in hard_set]
+        total = sum(w[k] for k in soft)
+        if total <= 0:
+            return 1.0
+        return 0.5 + 0.5 * sum(w[k] for k in soft if crit[k]) / total
+    total = sum(w[k] for k in crit)
+    if total <= 0:
+        return 0.0
+    frac = sum(w[k] for k in crit if crit[k]) / total
+    return 0.5 * min(frac, 1.0 - 1e-9)
+
+
+class SqlVerifier:
+    """Scores candidate SQL against golden SQL on a :class:`~rlaif.sql_sandbox.SqlSandbox`.
+
+    Thread-safe: :meth:`verify` may be called from several threads; golden results and their orderedness are
+    cached per reference text.
+    """
+
+    name = "sql"
+
+    def __init__(self, sandbox: SqlSandbox):
+        self.sandbox = sandbox
+        self._ordered: dict[str, bool] = {}
+
+    def _reference_ordered(self, reference_sql: str) -> bool:
+        ordered = self._ordered.get(reference_sql)
+        if ordered is None:
+            ordered = self.sandbox.analyze(reference_sql).ordered
+            self._ordered[reference_sql] = ordered
+        return ordered
+
+    def verify(self, candidate_text: str, reference_sql: str) -> SqlVerification:
+        sql = extract_sql(candidate_text)
+        well_formatted = is_well_formatted(candidate_text)
+        res = self.sandbox.execute(sql, enforce_allowlist=False)
+        executes = res.ok
+        # Structural refusals (syntax, several statements, table functions, files) are never "allowlisted";
+        # otherwise allowlisted means every referenced relation is an allowlisted warehouse relation.
+        # (An invented table name is not allowlisted either: allowlisted relations must exist in the warehouse.)
+        parsed_ok = res.error_kind not in ("syntax", "forbidden")
+        allowlisted = parsed_ok and all(self.sandbox.is_allowlisted(r) for r in res.relations)
+        matches = False
+        reference_error = None
+        if executes and allowlisted:
+            golden = self.sandbox.golden(reference_sql)
+            if golden.ok:
+                matches = results_match(res, golden, self._reference_ordered(reference_sql))
+            else:
+                reference_error = golden.error or "the golden query failed"
+        return SqlVerification(
+            executes=executes,
+            matches=matches,
+            allowlisted=allowlisted,
+            well_formatted=well_formatted,
+            error=res.error,
+            error_kind=res.error_kind,
+            relations=sorted(res.relations),
+            elapsed_ms=res.elapsed_ms,
+            sql=sql,
+            reference_error=reference_error,
+        )
+
+    def verify_many(self, pairs: list[tuple[str, str]], max_workers: int = 4) -> list[SqlVerification]:
+        """Verify ``(candidate_text, reference_sql)`` pairs concurrently; results are in input order."""
+        pairs = list(pairs)
+        if not pairs:
+            return []
+        for ref in dict.fromkeys(r for _, r in pairs):  # warm the golden cache once per reference
+            self.sandbox.golden(ref)
+            self._reference_ordered(ref)
+        if max_workers <= 1 or len(pairs) == 1:
+            return [self.verify(c, r) for c, r in pairs]
+        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sql-verify") as pool:
+            return list(pool.map(lambda p: self.verify(*p), pairs))
