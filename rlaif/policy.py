@@ -64,18 +64,28 @@ class Policy:
 
     def render(self, prompt: str) -> str:
         """The prompt as the policy sees it, ending on a token boundary (see ``completion_prefix``)."""
-        return self.prompt_template.format(prompt=prompt).rstrip()
+        text = self.prompt_template.format(prompt=prompt)
+        return text.rstrip() if self.completion_prefix else text
 
     @property
     def completion_prefix(self) -> str:
-        """Trailing whitespace of the template, moved to the start of every completion for training.
+        """Whitespace moved from the end of the prompt to the start of every completion, or "" when not needed.
 
-        Byte-level BPE merges a trailing space into the next word (" SELECT"), so a prompt ending in a space is not a
-        token prefix of prompt+completion: TRL then trains on a context the policy never sees at inference. Ending the
-        prompt before the whitespace and prefixing completions with it keeps both tokenisations identical.
+        With GPT-2's byte-level BPE a trailing space merges into the next word (" SELECT"), so a prompt ending in a
+        space is not a token prefix of prompt+completion: TRL would then train on a context the policy never sees at
+        inference. Tokenizers that isolate whitespace have no such problem. Probe once and only move the whitespace
+        when the template's end would merge with a completion.
         """
-        rendered = self.prompt_template.format(prompt="x")
-        return rendered[len(rendered.rstrip()):]
+        if self._prefix is None:
+            rendered = self.prompt_template.format(prompt="x")
+            trailing = rendered[len(rendered.rstrip()):]
+            ids = self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+            merges = any(self.tokenizer(rendered + probe, add_special_tokens=False)["input_ids"][:len(ids)] != ids
+                         for probe in ("SELECT", "the", "a", "word", "1"))
+            self._prefix = trailing if (trailing and merges) else ""
+        return self._prefix
+
+    _prefix: str | None = None
 
 
 def load_tokenizer(path: str | Path, gguf_file: str | None = None):

@@ -37,10 +37,12 @@ class Rubric:
     name: str
     criteria: tuple[Criterion, ...]
     principles: tuple[str, ...] = field(default_factory=tuple)
+    description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "description": self.description,
             "criteria": [asdict(c) for c in self.criteria],
             "principles": list(self.principles),
         }
@@ -75,7 +77,7 @@ class Rubric:
 
     def render(self) -> str:
         """The rubric as a judge prompt shows it: numbered criteria, then principles."""
-        lines = [f"Rubric: {self.name}"]
+        lines = [f"Rubric: {self.name}"] + ([self.description] if self.description else [])
         for i, c in enumerate(self.criteria, start=1):
             kind = "hard requirement" if c.hard else f"weight {c.weight:g}"
             lines.append(f"R{i}. {c.name} ({kind}): {c.description}")
@@ -88,9 +90,15 @@ class Rubric:
 def rubric_from_dict(data: Any, source: str = "<rubric>") -> Rubric:
     if not isinstance(data, dict):
         raise RubricError(f"{source}: must be a mapping with name and criteria")
+    unknown_top = set(data) - {"name", "description", "criteria", "principles"}
+    if unknown_top:
+        raise RubricError(f"{source}: unknown field(s) {sorted(unknown_top)}")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise RubricError(f"{source}: name: must be a non-empty string")
+    description = data.get("description", "") or ""
+    if not isinstance(description, str):
+        raise RubricError(f"{source}: description: must be a string")
     raw_criteria = data.get("criteria")
     if not isinstance(raw_criteria, list) or not raw_criteria:
         raise RubricError(f"{source}: criteria: must be a non-empty list")
@@ -125,7 +133,7 @@ def rubric_from_dict(data: Any, source: str = "<rubric>") -> Rubric:
     principles = data.get("principles") or []
     if not isinstance(principles, list) or not all(isinstance(p, str) for p in principles):
         raise RubricError(f"{source}: principles: must be a list of strings")
-    return Rubric(name=name, criteria=tuple(criteria), principles=tuple(principles))
+    return Rubric(name=name, criteria=tuple(criteria), principles=tuple(principles), description=description.strip())
 
 
 def load_rubric(path: str | Path) -> Rubric:
