@@ -17,13 +17,17 @@ from pathlib import Path
 
 import duckdb
 
+from store.anchors import AnchorsRepository
+from store.approvals import ApprovalsRepository
 from store.candidates import CandidatesRepository
 from store.datasets import DatasetsRepository
 from store.db import Database
 from store.evals import EvalsRepository
 from store.iterations import IterationsRepository
 from store.jobs import JobsRepository
+from store.judge_cache import JudgeCacheRepository
 from store.judgements import JudgementsRepository
+from store.labels import LabelsRepository
 from store.manifests import ManifestsRepository
 from store.migrate import MIGRATIONS_DIR
 from store.pairs import PairsRepository
@@ -47,6 +51,10 @@ class Store:
         self.evals = EvalsRepository(self.db)
         self.manifests = ManifestsRepository(self.db)
         self.jobs = JobsRepository(self.db)
+        self.judge_cache = JudgeCacheRepository(self.db)
+        self.approvals = ApprovalsRepository(self.db)
+        self.anchors = AnchorsRepository(self.db)
+        self.labels = LabelsRepository(self.db)
 
     @property
     def schema_version(self) -> int:

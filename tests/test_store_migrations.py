@@ -47,6 +47,34 @@ EXPECTED_SCHEMA = {
              "started_at": "TIMESTAMP", "heartbeat_at": "TIMESTAMP", "finished_at": "TIMESTAMP",
              "error": "VARCHAR"},
 }
+# Tables added by migrations after 001 (EXPECTED_SCHEMA above is the schema 001 alone builds).
+EXPECTED_LATER_SCHEMA = {
+    "judge_cache": {"cache_key": "VARCHAR", "judge_id": "VARCHAR", "verdict": "JSON", "created_at": "TIMESTAMP"},
+    # 003_anchors
+    "anchor_sets": {"anchor_set_id": "VARCHAR", "name": "VARCHAR", "source": "VARCHAR", "created_at": "TIMESTAMP",
+                    "holdout_fraction": "DOUBLE", "holdout_seed": "BIGINT", "n_items": "INTEGER"},
+    "anchor_items": {"item_id": "VARCHAR", "anchor_set_id": "VARCHAR", "prompt": "VARCHAR", "response_a": "VARCHAR",
+                     "response_b": "VARCHAR", "slice": "VARCHAR", "source": "VARCHAR", "reference": "VARCHAR",
+                     "is_holdout": "BOOLEAN", "position": "INTEGER", "extra": "JSON"},
+    "anchor_labels": {"label_id": "VARCHAR", "item_id": "VARCHAR", "annotator": "VARCHAR",
+                      "annotator_kind": "VARCHAR", "label": "VARCHAR", "shown_left": "VARCHAR", "note": "VARCHAR",
+                      "created_at": "TIMESTAMP"},
+    "adjudications": {"adjudication_id": "VARCHAR", "item_id": "VARCHAR", "adjudicator": "VARCHAR",
+                      "label": "VARCHAR", "method": "VARCHAR", "note": "VARCHAR", "created_at": "TIMESTAMP"},
+    "judge_anchor_verdicts": {"item_id": "VARCHAR", "judge_id": "VARCHAR", "rubric_version": "VARCHAR",
+                              "winner": "VARCHAR", "confidence": "DOUBLE", "rationale": "VARCHAR",
+                              "created_at": "TIMESTAMP"},
+    "kappa_reports": {"report_id": "VARCHAR", "anchor_set_id": "VARCHAR", "judge_id": "VARCHAR",
+                      "rubric_version": "VARCHAR", "annotators": "VARCHAR", "n": "INTEGER", "kappa": "DOUBLE",
+                      "ci_low": "DOUBLE", "ci_high": "DOUBLE", "threshold": "DOUBLE", "passed": "BOOLEAN",
+                      "override": "BOOLEAN", "override_reason": "VARCHAR", "body": "JSON", "created_at": "TIMESTAMP"},
+}
+LATER_PRIMARY_KEYS = {"judge_cache": ["cache_key"],
+                      # 003_anchors
+                      "anchor_sets": ["anchor_set_id"], "anchor_items": ["item_id"], "anchor_labels": ["label_id"],
+                      "adjudications": ["adjudication_id"],
+                      "judge_anchor_verdicts": ["item_id", "judge_id", "rubric_version"],
+                      "kappa_reports": ["report_id"]}
 PRIMARY_KEYS = {
     "datasets": ["dataset_id"], "prompts": ["dataset_id", "prompt_id"], "rubrics": ["rubric_version"],
     "runs": ["run_id"], "iterations": ["run_id", "iteration"], "candidates": ["candidate_id"],
@@ -69,20 +97,21 @@ def _primary_keys(conn) -> dict[str, list[str]]:
 
 def test_empty_database_migrates_to_the_expected_schema():
     conn = duckdb.connect(":memory:")
-    assert migrate(conn) == [1]
-    assert _describe(conn) == EXPECTED_SCHEMA
-    assert _primary_keys(conn) == PRIMARY_KEYS
+    assert migrate(conn) == [m.version for m in discover_migrations()]
+    assert _describe(conn) == {**EXPECTED_SCHEMA, **EXPECTED_LATER_SCHEMA}
+    assert _primary_keys(conn) == {**PRIMARY_KEYS, **LATER_PRIMARY_KEYS}
     indexes = {name for (name,) in conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
-    assert "pairs_run_iteration_kept" in indexes
+    assert {"pairs_run_iteration_kept", "judge_cache_judge"} <= indexes
 
 
 def test_migrating_twice_applies_nothing_new(tmp_path):
     path = tmp_path / "nested" / "dir" / "wb.duckdb"  # parent folders are created
+    known = discover_migrations()
     with Store(path) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == known[-1].version
     with Store(path) as store:
-        rows = store.cursor().execute("SELECT version, name FROM schema_migrations").fetchall()
-    assert rows == [(1, "initial")]
+        rows = store.cursor().execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert rows == [(m.version, m.name) for m in known]
 
 
 def test_database_from_a_newer_schema_is_refused(tmp_path):

@@ -1,0 +1,211 @@
+"""The calibration gate: do not train on a judge + rubric version whose kappa with people is under the threshold.
+
+Seed 002: "do not train on RLAIF batches where judge agreement on anchors falls below a threshold (e.g. 0.72 kappa)".
+:func:`kappa_gate` judges the NON-HOLDOUT anchors (reusing verdicts stored for the same judge id and rubric version),
+compares them with the label that counts per item (:func:`rlaif.anchors.labelling.resolved_labels`), and blocks when
+kappa is under the threshold, undefined, or measured on too few labelled items. An override is never implicit: it
+must be asked for with a reason, and the result says ``override=True`` with the numbers that would have blocked.
+The holdout's kappa is measured after the decision and reported beside it, never used for it.
+
+    result = kappa_gate(store, judge, rubric, "as-1f2e...", threshold=0.72, annotators="human")
+    if not result.passed: raise SystemExit(result.reason)
+    manifest["calibration_gate"] = result.to_dict()
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+from rlaif.anchors.agreement import JudgeHumanAgreement, agreement_by_slice, judge_label
+from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_MIN_ITEMS, DEFAULT_THRESHOLD
+from rlaif.anchors.labelling import resolved_labels
+from rlaif.judges.base import Comparison, Judge
+from rlaif.rubric import Rubric
+
+_JUDGE_CHUNK = 256
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(float(value), 6)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    kappa: float | None
+    ci: tuple[float | None, float | None]
+    n: int
+    threshold: float
+    reason: str
+    override: bool
+    decision: str = "blocked"  # passed | blocked | overridden
+    override_reason: str | None = None
+    min_items: int = DEFAULT_MIN_ITEMS
+    annotators: str = "human"
+    anchor_set_id: str = ""
+    judge_id: str = ""
+    rubric_version: str = ""
+    raw_agreement: float | None = None
+    n_invalid: int = 0
+    two_class: dict[str, Any] = field(default_factory=dict)
+    confusion: dict[str, Any] = field(default_factory=dict)
+    slices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    holdout: dict[str, Any] | None = None  # reported, never decided on
+    report_id: str | None = None  # the kappa_reports row (not in to_dict: it is not part of the decision)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the manifest records: the decision with its numbers (JSON-safe: undefined numbers are null)."""
+        return {"passed": self.passed, "decision": self.decision, "kappa": _num(self.kappa),
+                "ci": [_num(c) for c in self.ci], "n": self.n, "threshold": self.threshold,
+                "min_items": self.min_items, "reason": self.reason, "override": self.override,
+                "override_reason": self.override_reason, "annotators": self.annotators,
+                "anchor_set_id": self.anchor_set_id, "judge_id": self.judge_id,
+                "rubric_version": self.rubric_version, "raw_agreement": _num(self.raw_agreement),
+                "n_invalid": self.n_invalid, "two_class": self.two_class, "confusion": self.confusion,
+                "slices": self.slices, "holdout": self.holdout}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Judging anchors
+
+
+def ensure_verdicts(store, judge: Judge, rubric: Rubric, items: Sequence[dict[str, Any]],
+                    reuse: bool = True) -> dict[str, dict[str, Any]]:
+    """Verdicts of ``judge`` under ``rubric`` on ``items`` (item orientation: a = response_a), keyed by item id.
+
+    Stored valid verdicts of the same judge id and rubric version are reused; the others are judged in batches and
+    stored. An invalid verdict is stored too but is asked again next time (it may have been a transient failure).
+    """
+    if not items:
+        return {}
+    stored: dict[str, dict[str, Any]] = {}
+    if reuse:
+        anchor_set_ids = {i["anchor_set_id"] for i in items}
+        for set_id in anchor_set_ids:
+            for v in store.anchors.verdicts(set_id, judge_id=judge.judge_id, rubric_version=rubric.version):
+                if v["winner"] != "invalid":
+                    stored[v["item_id"]] = v
+    todo = [i for i in items if i["item_id"] not in stored]
+    for start in range(0, len(todo), _JUDGE_CHUNK):
+        chunk = todo[start:start + _JUDGE_CHUNK]
+        comparisons = [Comparison(i["prompt"], i["response_a"], i["response_b"], i["reference"], i["item_id"])
+                       for i in chunk]
+        verdicts = judge.compare(comparisons, rubric)
+        if len(verdicts) != len(chunk):
+            raise RuntimeError(f"judge {judge.judge_id!r} returned {len(verdicts)} verdicts for {len(chunk)} items")
+        rows = [{"item_id": i["item_id"], "judge_id": judge.judge_id, "rubric_version": rubric.version,
+                 "winner": v.winner, "confidence": v.confidence, "rationale": v.rationale}
+                for i, v in zip(chunk, verdicts)]
+        store.anchors.save_verdicts(rows)
+        stored.update({r["item_id"]: r for r in rows})
+    return {i["item_id"]: stored[i["item_id"]] for i in items}
+
+
+def measure_agreement(store, judge: Judge, rubric: Rubric, anchor_set_id: str, *, split: str = "tuning",
+                      annotators: str = "human", slices: Sequence[str] | None = None, seed: int = 0,
+                      n_resamples: int = 1000, reuse_verdicts: bool = True) -> dict[str, JudgeHumanAgreement]:
+    """Judge–label agreement on the labelled items of one split: ``{"all": ..., <slice>: ...}``."""
+    labels = resolved_labels(store, anchor_set_id, annotators=annotators, split=split, slices=slices)
+    items = [i for i in store.anchors.items(anchor_set_id, split=split, slices=list(slices or []))
+             if i["item_id"] in labels]
+    verdicts = ensure_verdicts(store, judge, rubric, items, reuse=reuse_verdicts)
+    rows = [{"slice": i["slice"], "human": labels[i["item_id"]].label,
+             "judge": judge_label(verdicts[i["item_id"]]["winner"])} for i in items]
+    return agreement_by_slice(rows, n_resamples=n_resamples, seed=seed)
+
+
+def _summary(a: JudgeHumanAgreement) -> dict[str, Any]:
+    return {"n": a.n, "kappa": _num(a.kappa), "ci": [_num(c) for c in a.ci],
+            "raw_agreement": _num(a.three_class.raw_agreement), "n_invalid": a.n_invalid,
+            "kappa_2class": _num(a.two_class.kappa), "n_2class": a.two_class.n}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The gate
+
+
+def kappa_gate(store, judge: Judge, rubric: Rubric, anchor_set_id: str, threshold: float = DEFAULT_THRESHOLD,
+               min_items: int = DEFAULT_MIN_ITEMS, annotators: str = "human", override: bool = False,
+               override_reason: str | None = None, *, slices: Sequence[str] | None = None, seed: int = 0,
+               n_resamples: int = 1000, reuse_verdicts: bool = True, report_holdout: bool = True,
+               record: bool = True) -> GateResult:
+    """Decide whether training may use ``judge`` under ``rubric``, from the non-holdout anchors of one set.
+
+    Blocks when fewer than ``min_items`` tuning items have a label under ``annotators`` (human | oracle | any), when
+    kappa is undefined, or when kappa < ``threshold``. ``override=True`` (with ``override_reason``) lets a blocked
+    gate pass and says so. With ``record`` the decision is stored in ``kappa_reports``.
+    """
+    if not -1.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a kappa in [-1, 1], got {threshold}")
+    if min_items < 1:
+        raise ValueError(f"min_items must be >= 1, got {min_items}")
+    if annotators not in ANNOTATOR_MODES:
+        raise ValueError(f"annotators must be one of {ANNOTATOR_MODES}, got {annotators!r}")
+    if override and not (override_reason and override_reason.strip()):
+        raise ValueError("an override of the calibration gate needs override_reason (it is recorded)")
+    if store.anchors.get_set(anchor_set_id) is None:
+        raise ValueError(f"no anchor set {anchor_set_id!r}")
+
+    measured = measure_agreement(store, judge, rubric, anchor_set_id, split="tuning", annotators=annotators,
+                                 slices=slices, seed=seed, n_resamples=n_resamples, reuse_verdicts=reuse_verdicts)
+    overall = measured["all"]
+    kappa, n = overall.kappa, overall.n
+    who = {"human": "human-labelled", "oracle": "oracle-labelled", "any": "labelled"}[annotators]
+    if n < min_items:
+        ok, reason = False, f"too few labelled items: {n} non-holdout {who} items, the gate needs at least {min_items}"
+    elif math.isnan(kappa):
+        ok, reason = False, f"kappa is undefined on {n} items (judge and labels each use a single class)"
+    elif kappa < threshold:
+        ok, reason = False, f"kappa {kappa:.3f} < threshold {threshold:.2f} on {n} non-holdout {who} items"
+    else:
+        ok, reason = True, f"kappa {kappa:.3f} >= threshold {threshold:.2f} on {n} non-holdout {who} items"
+    decision, overridden = ("passed" if ok else "blocked"), False
+    if override and not ok:
+        decision, overridden = "overridden", True
+        reason = f"OVERRIDDEN ({override_reason.strip()}); the gate would have blocked: {reason}"
+    elif override:
+        reason += "; an override was requested but not needed"
+
+    holdout = None
+    if report_holdout:  # measured after the decision, from the holdout view only: reported, never decided on
+        held = measure_agreement(store, judge, rubric, anchor_set_id, split="holdout", annotators=annotators,
+                                 slices=slices, seed=seed, n_resamples=n_resamples, reuse_verdicts=reuse_verdicts)
+        holdout = _summary(held["all"])
+
+    result = GateResult(
+        passed=ok or overridden, kappa=_num(kappa), ci=tuple(_num(c) for c in overall.ci), n=n,
+        threshold=threshold, reason=reason, override=overridden, decision=decision,
+        override_reason=override_reason if overridden else None, min_items=min_items, annotators=annotators,
+        anchor_set_id=anchor_set_id, judge_id=judge.judge_id, rubric_version=rubric.version,
+        raw_agreement=_num(overall.three_class.raw_agreement), n_invalid=overall.n_invalid,
+        two_class=overall.two_class.to_dict(),
+        confusion={"rows": "labels", "columns": "judge", "labels": list(overall.three_class.labels),
+                   "matrix": overall.three_class.confusion},
+        slices={name: _summary(a) for name, a in measured.items() if name != "all"}, holdout=holdout)
+    if record:
+        report_id = store.anchors.add_kappa_report({
+            "anchor_set_id": anchor_set_id, "judge_id": judge.judge_id, "rubric_version": rubric.version,
+            "annotators": annotators, "n": n, "kappa": result.kappa, "ci_low": result.ci[0],
+            "ci_high": result.ci[1], "threshold": threshold, "passed": result.passed, "override": overridden,
+            "override_reason": result.override_reason, "body": result.to_dict()})
+        result = replace(result, report_id=report_id)
+    return result
+
+
+def kappa_table(store, anchor_set_id: str, *, annotators: str = "human", split: str = "tuning", seed: int = 0,
+                n_resamples: int = 1000) -> list[dict[str, Any]]:
+    """Kappa per judge x rubric version x slice from the verdicts already stored (no judge is run), for the
+    calibration dashboard and ``rlaif anchors stats``: one row per (judge_id, rubric_version, slice), "all" first."""
+    labels = resolved_labels(store, anchor_set_id, annotators=annotators, split=split)
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for v in store.anchors.verdicts(anchor_set_id, split=split):
+        if v["item_id"] in labels:
+            groups.setdefault((v["judge_id"], v["rubric_version"]), []).append(
+                {"slice": v["slice"], "human": labels[v["item_id"]].label, "judge": judge_label(v["winner"])})
+    table = []
+    for (judge_id, rubric_version), rows in sorted(groups.items()):
+        for name, a in agreement_by_slice(rows, n_resamples=n_resamples, seed=seed).items():
+            table.append({"judge_id": judge_id, "rubric_version": rubric_version, "slice": name, **_summary(a)})
+    return table

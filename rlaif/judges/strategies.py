@@ -1,0 +1,175 @@
+"""Ranking N candidates per prompt: full round-robin, or a cheaper knockout for the best and the worst.
+
+Round-robin (``rlaif.ranking``: every distinct pair once, Copeland scores) costs N(N-1)/2 calls per prompt. The
+knockout asks N-1 calls for the champion plus floor(N/2)-1 for a knockout *among the first-round losers* for the
+worst (a candidate that won a match is not the worst of a consistent tournament): 4 calls instead of 6 for N=4,
+10 instead of 28 for N=8. For N=4 with decisive, consistent verdicts its choice is always one of round-robin's
+Copeland-best and Copeland-worst candidates (the champion has >= 2 of 3 wins, the double loser <= 1); it can differ
+from round-robin's *index tie-break* when the tournament has a cycle, which the bench measures.
+
+Every strategy batches all prompts' comparisons of a round into one ``judge.compare`` call (in chunks), so API judges
+keep their concurrency, and returns the matches it played so they can be stored like round-robin's.
+
+    results = rank_candidates(judge, [RankingTask(prompt, texts, reference)], rubric, strategy="knockout")
+    results[0].chosen, results[0].rejected, results[0].calls
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Generator, Sequence
+
+from rlaif.judges.base import Comparison, Judge, Verdict
+from rlaif.ranking import Match, best_and_worst, copeland, round_robin_plan, unique_indices
+from rlaif.rubric import Rubric
+
+STRATEGIES = ("round_robin", "knockout")
+
+
+@dataclass(frozen=True)
+class RankingTask:
+    prompt: str
+    texts: Sequence[str]
+    reference: str | None = None
+    prompt_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RankingResult:
+    chosen: int | None  # index into the task's texts; None when fewer than 2 distinct candidates
+    rejected: int | None
+    calls: int
+    matches: tuple[Match, ...]
+    scores: tuple[float, ...]  # Copeland scores over the matches played
+    strategy: str
+    decisive: bool = True  # False when a bracket had to advance someone on a tie or an invalid verdict
+
+    def __iter__(self):  # (chosen, rejected, calls), as callers often want just these
+        return iter((self.chosen, self.rejected, self.calls))
+
+
+# A strategy is a generator per task: it yields the (i, j) pairs it wants judged next and receives their verdicts.
+Plan = Generator[list[tuple[int, int]], list[Verdict], RankingResult]
+
+
+def _round_robin_plan(texts: Sequence[str]) -> Plan:
+    pairs = round_robin_plan(texts)
+    verdicts = (yield pairs) if pairs else []
+    matches = tuple(Match(i, j, v) for (i, j), v in zip(pairs, verdicts))
+    scores = tuple(copeland(texts, matches))
+    if len(unique_indices(texts)) < 2:
+        return RankingResult(None, None, 0, matches, scores, "round_robin")
+    chosen, rejected = best_and_worst(texts, scores)
+    return RankingResult(chosen, rejected, len(pairs), matches, scores, "round_robin")
+
+
+def _knockout_plan(texts: Sequence[str], confirm: bool = False) -> Plan:
+    """Two brackets run side by side: winners advance in the first, losers "advance" in the second.
+
+    A tie or an invalid verdict advances the earlier candidate in the best bracket and sends the later one down in the
+    worst bracket (round-robin's own index tie-breaks), and marks the result not decisive. ``confirm`` adds the direct
+    chosen-vs-rejected match when the brackets did not play it (pair filters want a direct verdict).
+    """
+    idx = unique_indices(texts)
+    if len(idx) < 2:
+        return RankingResult(None, None, 0, (), tuple(copeland(texts, [])), "knockout")
+    matches: list[Match] = []
+    decisive = True
+    best, worst = list(idx), None  # worst bracket starts with the first round's losers
+
+    def play(pairs: list[tuple[int, int]], verdicts: list[Verdict]) -> list[tuple[int, int]]:
+        nonlocal decisive
+        out = []
+        for (i, j), v in zip(pairs, verdicts):
+            matches.append(Match(i, j, v))
+            if v.winner not in ("a", "b"):
+                decisive = False
+            out.append((j, i) if v.winner == "b" else (i, j))  # (winner, loser); tie/invalid: earlier one "wins"
+        return out
+
+    while len(best) > 1 or (worst is not None and len(worst) > 1):
+        best_pairs = [(best[k], best[k + 1]) for k in range(0, len(best) - 1, 2)]
+        worst_pairs = [(worst[k], worst[k + 1]) for k in range(0, len(worst) - 1, 2)] if worst else []
+        verdicts = yield best_pairs + worst_pairs
+        best_results = play(best_pairs, verdicts[:len(best_pairs)])
+        worst_results = play(worst_pairs, verdicts[len(best_pairs):])
+        if worst is None:
+            worst = [loser for _, loser in best_results]
+        else:
+            worst = [loser for _, loser in worst_results] + ([worst[-1]] if len(worst) % 2 else [])
+        best = [winner for winner, _ in best_results] + ([best[-1]] if len(best) % 2 else [])
+    chosen, rejected = best[0], worst[0]
+    if confirm and not any({m.i, m.j} == {chosen, rejected} for m in matches):
+        (v,) = yield [(chosen, rejected)]
+        matches.append(Match(chosen, rejected, v))
+    return RankingResult(chosen, rejected, len(matches), tuple(matches), tuple(copeland(texts, matches)),
+                         "knockout", decisive)
+
+
+def _plan_for(strategy: str, confirm: bool) -> Callable[[Sequence[str]], Plan]:
+    if strategy == "round_robin":
+        return _round_robin_plan
+    if strategy == "knockout":
+        return lambda texts: _knockout_plan(texts, confirm)
+    raise ValueError(f"unknown ranking strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
+
+
+def rank_candidates(judge: Judge, tasks: Sequence[RankingTask], rubric: Rubric, strategy: str = "round_robin", *,
+                    confirm: bool = False, chunk: int = 256,
+                    on_round: Callable[[int, int], None] | None = None) -> list[RankingResult]:
+    """Rank every task's candidates; all tasks' comparisons of a round go to the judge together.
+
+    ``on_round(done, total)`` reports judged comparisons after each chunk (progress bars; cancellation checks).
+    """
+    make = _plan_for(strategy, confirm)
+    plans = [make(t.texts) for t in tasks]
+    results: list[RankingResult | None] = [None] * len(tasks)
+    pending: dict[int, list[tuple[int, int]]] = {}
+    for k, plan in enumerate(plans):
+        try:
+            pending[k] = next(plan)
+        except StopIteration as stop:
+            results[k] = stop.value
+    done = 0
+    while pending:
+        order = [(k, i, j) for k, pairs in pending.items() for i, j in pairs]
+        comparisons = [Comparison(tasks[k].prompt, tasks[k].texts[i], tasks[k].texts[j], tasks[k].reference,
+                                  tasks[k].prompt_id) for k, i, j in order]
+        verdicts: list[Verdict] = []
+        round_end = done + len(comparisons)
+        for start in range(0, len(comparisons), chunk):
+            batch = comparisons[start:start + chunk]
+            verdicts.extend(judge.compare(batch, rubric))
+            done += len(batch)
+            if on_round is not None:
+                on_round(done, round_end)
+        by_task: dict[int, list[Verdict]] = {}
+        for (k, _, _), v in zip(order, verdicts):
+            by_task.setdefault(k, []).append(v)
+        nxt = {}
+        for k in pending:
+            try:
+                nxt[k] = plans[k].send(by_task.get(k, []))
+            except StopIteration as stop:
+                results[k] = stop.value
+        pending = nxt
+    return results  # type: ignore[return-value]
+
+
+def round_robin(judge: Judge, tasks: Sequence[RankingTask], rubric: Rubric, **kwargs) -> list[RankingResult]:
+    return rank_candidates(judge, tasks, rubric, "round_robin", **kwargs)
+
+
+def knockout(judge: Judge, tasks: Sequence[RankingTask], rubric: Rubric, **kwargs) -> list[RankingResult]:
+    return rank_candidates(judge, tasks, rubric, "knockout", **kwargs)
+
+
+def calls_per_prompt(n_distinct: int, strategy: str, confirm: bool = False) -> float:
+    """Judge calls one prompt with ``n_distinct`` candidates needs (knockout + confirm: the worst case)."""
+    if n_distinct < 2:
+        return 0
+    if strategy == "round_robin":
+        return n_distinct * (n_distinct - 1) / 2
+    if strategy == "knockout":
+        return (n_distinct - 1) + (n_distinct // 2 - 1) + (1 if confirm else 0)
+    raise ValueError(f"unknown ranking strategy {strategy!r}; one of {', '.join(STRATEGIES)}")

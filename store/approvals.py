@@ -1,0 +1,44 @@
+"""Approved pair sets: a person signs off on a selection of kept pairs before it leaves the workbench.
+
+Approvals are append-only: re-approving the same selection records a second row (a second person, a later
+time); nothing is updated in place, so the record of who approved what survives every later edit.
+
+    approval_id = store.approvals.add(run_id="r-01", iteration=2, filters={...}, approved_by="ana",
+                                      n_pairs=180, pairs_digest=digest)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from store.bulk import new_id, to_json
+from store.db import Repository
+
+
+class ApprovalsRepository(Repository):
+    # ---- writes
+
+    def add(self, *, run_id: str, iteration: int | None, filters: dict[str, Any], approved_by: str, n_pairs: int,
+            pairs_digest: str) -> str:
+        if not approved_by or not approved_by.strip():
+            raise ValueError("an approval needs the name of who approved it")
+        approval_id = new_id()
+        self._db.execute(
+            "INSERT INTO approvals (approval_id, run_id, iteration, filters, approved_by, n_pairs, pairs_digest)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [approval_id, run_id, iteration, to_json(filters, "approval.filters"), approved_by.strip(), n_pairs,
+             pairs_digest],
+        )
+        return approval_id
+
+    # ---- reads
+
+    def get(self, approval_id: str) -> dict[str, Any] | None:
+        return self._db.fetch_one("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])
+
+    def list(self, run_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Approvals, newest first, optionally of one run."""
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        return self._db.fetch_all(
+            f"SELECT * FROM approvals {where} ORDER BY approved_at DESC, approval_id DESC LIMIT ?", [*params, limit]
+        )

@@ -1,0 +1,68 @@
+"""The `rlaif` command: a run with per-iteration summaries, `rlaif runs`, and clear errors for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from rlaif.cli import main
+from tests.tiny_models import build_tiny_gpt2
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "harbor_sql"
+
+
+def tiny_config(tmp_path):
+    model = build_tiny_gpt2(tmp_path / "model")
+    cfg = yaml.safe_load((SAMPLE / "loop.yaml").read_text())
+    cfg["policy"].update(path=str(model), max_new_tokens=16)
+    cfg.update(rubric=str(SAMPLE / "rubric.yaml"), output_dir=str(tmp_path / "runs"))
+    cfg["data"] = {"train": str(SAMPLE / "train.jsonl"), "eval": str(SAMPLE / "eval.jsonl"),
+                   "max_train_prompts": 6, "max_eval_prompts": 5}
+    cfg["verifier"]["warehouse"] = str(SAMPLE / "warehouse.sql")
+    cfg["sampling"].update(candidates_per_prompt=2, batch_size=8)
+    cfg["pairs"] = {"require_chosen_passes_hard": False, "max_length_ratio": None}
+    cfg["training"].update(epochs=1, batch_size=4)
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_run_prints_summaries_and_runs_lists_it(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    store = str(tmp_path / "s.duckdb")
+    code = main(["--store", store, "run", str(config), "--judge", "stub", "--iterations", "1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "== iteration 0" in out and "== iteration 1" in out
+    assert "pairs kept" in out and "held-out: exact_match" in out and "execution_accuracy" in out
+    assert "gate: " in out and "manifest " in out
+    assert "execution_accuracy per iteration: 0:" in out
+    assert main(["--store", store, "runs"]) == 0
+    listing = capsys.readouterr().out
+    assert "harbor-sql" in listing and "completed" in listing
+
+
+def test_dataset_override_with_a_bad_line_names_file_and_line(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "1", "prompt": "q", "reference": "SELECT 1;"}) + "\n{oops\n")
+    code = main(["--store", str(tmp_path / "s.duckdb"), "run", str(config), "--dataset", str(bad), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{bad}:2: invalid JSON" in err
+    # nothing was recorded for the refused run
+    assert main(["--store", str(tmp_path / "s.duckdb"), "runs"]) == 0
+    assert "no runs" in capsys.readouterr().out
+
+
+def test_invalid_config_names_the_field(tmp_path, capsys):
+    config = tmp_path / "loop.yaml"
+    config.write_text("training:\n  beta: -1\n")
+    assert main(["run", str(config)]) == 2
+    assert "training.beta: must be > 0" in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([str(Path(sys.executable).parent / "rlaif"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run" in out.stdout and "runs" in out.stdout

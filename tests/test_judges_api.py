@@ -1,0 +1,266 @@
+"""The real anthropic and openai clients against a loopback server: parsing, faults, limits, budget, key hygiene."""
+
+import json
+import logging
+import time
+
+import pytest
+
+from rlaif.judges import Comparison, make_judge
+from rlaif.judges.combinators import DebiasedJudge
+from rlaif.judges.registry import budget_exhausted
+from rlaif.judges.llm import AnthropicJudge, LLMJudgeSettings, MissingAPIKeyError, OpenAIJudge, public_url
+from rlaif.judges.pricing import PriceTable, ModelPrice, actual_cost, estimate_cost, load_price_table
+from rlaif.judges.strategies import RankingTask, rank_candidates
+from rlaif.rubric import rubric_from_dict
+from store import Store
+from tests.judge_server import Fail, Garbage, Hang, JudgeServer, Reply, verdict_json
+
+SECRET = "sk-test-SECRET123456789"
+RUBRIC = rubric_from_dict({"name": "r", "criteria": [{"name": "correct", "description": "right answer"},
+                                                     {"name": "clear", "description": "easy to read"}]})
+PRICES = PriceTable({"judge-model": ModelPrice(input=10.0, output=30.0)}, "test")
+
+
+@pytest.fixture(autouse=True)
+def fake_keys(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+
+@pytest.fixture
+def server():
+    with JudgeServer() as s:
+        yield s
+
+
+def make(provider, server, **overrides):
+    opts = dict(model="judge-model", timeout_s=2.0, backoff_base_s=0.01, backoff_max_s=0.05, concurrency=4)
+    opts.update(overrides)
+    if provider == "anthropic":
+        return AnthropicJudge(LLMJudgeSettings(base_url=server.url, **opts), PRICES)
+    return OpenAIJudge(LLMJudgeSettings(base_url=server.openai_url, **opts), PRICES)
+
+
+def comparisons(n):
+    return [Comparison(f"question {i}?", f"answer A{i}", f"answer B{i}") for i in range(n)]
+
+
+PROVIDERS = ["anthropic", "openai"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_replies_are_parsed_with_usage_tokens_cost_and_latency(provider, server):
+    server.enqueue(Reply(verdict_json("b", 0.8, {"correct": "b", "clear": "tie"}), input_tokens=1000,
+                         output_tokens=100))
+    judge = make(provider, server, concurrency=1)
+    (v,) = judge.compare(comparisons(1), RUBRIC)
+    assert (v.winner, v.confidence) == ("b", 0.8)
+    assert v.criteria == {"correct": {"a": 0.0, "b": 1.0}, "clear": {"a": 0.5, "b": 0.5}}
+    assert (v.tokens_in, v.tokens_out) == (1000, 100)
+    assert v.cost_usd == pytest.approx(1000 * 10e-6 + 100 * 30e-6)
+    assert v.latency_ms > 0 and v.judge_id == f"{provider}:judge-model"
+    req = server.requests[0]
+    assert req.path == ("/v1/messages" if provider == "anthropic" else "/v1/chat/completions")
+    assert req.body["model"] == "judge-model" and "answer A0" in req.prompt_text
+    assert SECRET in json.dumps(req.headers)  # the key was sent...
+    assert req.headers.get("x-stainless-retry-count") == "0"  # ...and the SDK's own retries are off
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_429_500_and_timeouts_are_retried_then_succeed(provider, server):
+    server.enqueue(Fail(429, retry_after=0.2), Fail(500), Hang(1.5), Fail(503), verdict_json("a"))
+    judge = make(provider, server, concurrency=1, timeout_s=0.4, backoff_base_s=0.01)
+    started = time.monotonic()
+    (v,) = judge.compare(comparisons(1), RUBRIC)
+    assert v.winner == "a"
+    assert judge.stats.requests == 5 and judge.stats.retries == 4 and judge.stats.invalid == 0
+    times = [r.at for r in server.requests]
+    assert times[1] - times[0] >= 0.2  # retry-after honoured
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_persistent_failures_and_client_errors_become_invalid_not_exceptions(provider, server):
+    server.enqueue(Fail(500), Fail(500), Fail(500), Fail(400, message="bad request"))
+    judge = make(provider, server, concurrency=1, max_retries=2)
+    v1, v2 = judge.compare(comparisons(2), RUBRIC)
+    assert v1.winner == "invalid" and "HTTP 500 after 3 attempts" in v1.rationale
+    assert v2.winner == "invalid" and v2.rationale == "HTTP 400"  # not retried
+    assert len(server.requests) == 4 and judge.stats.errors == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_garbage_never_yields_a_winner(provider, server):
+    server.enqueue(Garbage(), Garbage(b'{"unexpected": "shape"}'), "Candidate A is clearly... [truncated",
+                   verdict_json("Response 1"), Reply("I cannot judge this.", stop_reason="refusal"),
+                   Reply("", refusal="I can't help with that."), "a", "The better one is A, probably")
+    judge = make(provider, server, concurrency=1)
+    verdicts = judge.compare(comparisons(8), RUBRIC)
+    assert all(v.winner == "invalid" for v in verdicts), [(v.winner, v.rationale) for v in verdicts]
+    assert judge.stats.invalid == 8
+    assert verdicts[2].raw_reply.startswith("Candidate A is clearly")  # kept for inspection
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ranking_completes_through_random_faults(provider):
+    import random
+
+    rng = random.Random(7)
+
+    def flaky(request):
+        r = rng.random()
+        if r < 0.15:
+            return Fail(429, retry_after=0.01)
+        if r < 0.25:
+            return Fail(502)
+        if r < 0.30:
+            return Garbage()
+        a, b = request.candidates()
+        return verdict_json("a" if len(a) < len(b) else "b" if len(b) < len(a) else "tie")
+
+    with JudgeServer(flaky) as server:
+        judge = make(provider, server, concurrency=8, max_retries=6)
+        tasks = [RankingTask(f"q{k}", ["x" * (k % 3 + 1), "xxxxx", "xx" + "y" * k, "z"]) for k in range(10)]
+        results = rank_candidates(judge, tasks, RUBRIC, "round_robin")
+    assert all(r.calls == 6 for r in results)
+    invalid = sum(m.verdict.winner == "invalid" for r in results for m in r.matches)
+    assert invalid == judge.stats.invalid and invalid <= 10  # only garbage bodies end invalid
+    expected = rank_candidates(make_judge("stub"), tasks, RUBRIC, "round_robin")  # the same preference, no faults
+    clean = [k for k, r in enumerate(results) if all(m.verdict.is_valid for m in r.matches)]
+    assert len(clean) >= 5
+    assert all((results[k].chosen, results[k].rejected) == (expected[k].chosen, expected[k].rejected) for k in clean)
+
+
+def test_concurrency_limit_and_requests_per_minute():
+    with JudgeServer(latency_s=0.05) as server:
+        judge = make("openai", server, concurrency=4)
+        judge.compare(comparisons(16), RUBRIC)
+        assert 2 <= server.max_in_flight <= 4
+    with JudgeServer() as server:
+        judge = make("anthropic", server, concurrency=8, rpm=1200)  # one request per 50 ms
+        judge.compare(comparisons(6), RUBRIC)
+        starts = sorted(r.at for r in server.requests)
+        assert starts[-1] - starts[0] >= 5 * 0.05 * 0.9
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_budget_cap_stops_judging_cleanly(provider, server):
+    # 1000 in + 100 out tokens per reply = $0.013 per call; the reservation uses max_tokens=64 for the output
+    server.responder = lambda req: Reply(verdict_json("a"), input_tokens=100, output_tokens=20)
+    judge = make(provider, server, concurrency=4, budget_usd=0.05, max_tokens=64)
+    verdicts = judge.compare(comparisons(60), RUBRIC)
+    judged = [v for v in verdicts if v.winner == "a"]
+    exhausted = [v for v in verdicts if v.winner == "invalid"]
+    assert judged and exhausted and len(judged) + len(exhausted) == 60
+    assert all(v.rationale == "budget exhausted" for v in exhausted)
+    assert judge.stats.budget_exhausted == len(exhausted) and judge.budget_exhausted
+    assert budget_exhausted(DebiasedJudge(judge))  # visible through wrappers, so the pipeline can stop the run
+    assert len(server.requests) == len(judged)  # nothing was sent after the cap
+    assert judge.budget.spent <= 0.05 and sum(v.cost_usd for v in verdicts) == pytest.approx(judge.budget.spent)
+    # the cap is for the judge's lifetime (one run): a later batch is refused without a request
+    assert all(v.rationale == "budget exhausted" for v in judge.compare(comparisons(3), RUBRIC))
+    assert len(server.requests) == len(judged)
+
+
+def test_budget_needs_a_price():
+    with pytest.raises(ValueError, match="no price for model"):
+        AnthropicJudge(LLMJudgeSettings(model="mystery-model", budget_usd=1.0), PRICES)
+
+
+def test_keys_come_from_the_environment_only(monkeypatch, server):
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(MissingAPIKeyError) as info:
+        AnthropicJudge(LLMJudgeSettings(model="judge-model", base_url=server.url))
+    assert "ANTHROPIC_API_KEY" in str(info.value)
+    monkeypatch.setenv("TEAM_JUDGE_KEY", "sk-test-OTHERKEY987654321")
+    judge = AnthropicJudge(LLMJudgeSettings(model="judge-model", base_url=server.url, api_key_env="TEAM_JUDGE_KEY"))
+    judge.compare(comparisons(1), RUBRIC)
+    assert "sk-test-OTHERKEY987654321" in json.dumps(server.requests[-1].headers)
+    with pytest.raises(ValueError, match="NAME of an environment variable"):
+        LLMJudgeSettings(model="m", api_key_env="sk-test-SECRET123456789-oops")
+    # a self-hosted OpenAI-compatible server needs no key
+    monkeypatch.delenv("OPENAI_API_KEY")
+    judge = OpenAIJudge(LLMJudgeSettings(model="judge-model", base_url=server.openai_url))
+    assert judge.compare(comparisons(1), RUBRIC)[0].winner == "a"
+
+
+def test_describe_covers_settings_and_hides_credentials(server):
+    judge = make("openai", server)
+    judge.settings.base_url = "http://user:hunter2@127.0.0.1:8000/v1?key=sk-test-SECRET123456789"
+    d = judge.describe()
+    assert d["model"] == "judge-model" and d["temperature"] == 0.0 and d["template_version"]
+    assert d["base_url"] == "http://127.0.0.1:8000/v1"
+    assert "hunter2" not in json.dumps(d) and SECRET not in json.dumps(d)
+    assert public_url(None) is None
+    assert make("anthropic", server).describe()["temperature"] is None  # this SDK's Messages API takes none
+
+
+def _all_rows(store):
+    cur = store.cursor()
+    tables = [t for (t,) in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    return {t: cur.execute(f"SELECT * FROM {t}").fetchall() for t in tables}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_no_api_key_in_store_rows_verdicts_errors_or_logs(provider, server, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    # the server misbehaves in every way, including echoing the key back in an error and in a reply
+    server.enqueue(Fail(401, message=f"invalid x-api-key {SECRET}"), Fail(429, retry_after=0.01),
+                   Garbage(f"oops {SECRET}".encode()), verdict_json("a", rationale=f"key is {SECRET}"),
+                   f"Winner: B\nby the way {SECRET}")
+    store = Store(tmp_path / "wb.duckdb")
+    options = {"model": "judge-model", "base_url": server.url if provider == "anthropic" else server.openai_url,
+               "concurrency": 1, "backoff_base_s": 0.01, "cache": True, "debias": False}
+    judge = make_judge(provider, options=options, store=store)
+    verdicts = judge.compare(comparisons(6), RUBRIC)
+    assert [v.winner for v in verdicts][:2] == ["invalid", "invalid"]
+    store.judgements.add_many([{"judge_id": v.judge_id, "winner": v.winner, "confidence": v.confidence,
+                                "rationale": v.rationale, "criteria": v.criteria, "raw_reply": v.raw_reply,
+                                "cost_usd": v.cost_usd, "cache_key": judge.cache_key(c, RUBRIC)}
+                               for v, c in zip(verdicts, comparisons(6))])
+    store.runs.create("run-1", "t", {"judge": {"name": provider, "options": options}}, "h", judge.judge_id,
+                      RUBRIC.version, None, None)
+    assert SECRET in json.dumps([r.headers for r in server.requests])  # it was really sent
+    assert store.judge_cache.count() >= 1
+    dumped = {t: repr(rows) for t, rows in _all_rows(store).items()}
+    assert not [t for t, text in dumped.items() if SECRET in text]
+    assert not [v for v in verdicts if SECRET in json.dumps(v.to_dict())]
+    assert SECRET not in json.dumps(judge.describe())
+    logged = [r for r in caplog.records if SECRET in r.getMessage() or SECRET in str(r.__dict__)]
+    assert not logged, logged[0].getMessage()
+    assert any(r.name.startswith(("anthropic", "openai")) for r in caplog.records)  # SDK debug logs were captured
+    store.close()
+
+
+def test_pricing_table_estimate_and_actual_cost(tmp_path, monkeypatch):
+    table = load_price_table()
+    assert table.price("claude-sonnet-4-5-20250929") == table.models["claude-sonnet-4-5*"]  # most specific wins
+    assert table.price("no-such-model") is None
+    est = estimate_cost(1000, 800, 150, "claude-haiku-4-5", table)
+    assert est.usd == pytest.approx(1000 * (800 * 1.0 + 150 * 5.0) / 1e6) and "claude-haiku-4-5" in str(est)
+    assert estimate_cost(10, 100, 10, "no-such-model", table).usd is None
+    cached = {"input_tokens": 1000, "output_tokens": 0, "cache_read_tokens": 800, "cache_write_tokens": 0}
+    assert actual_cost(cached, "claude-haiku-4-5", table) == pytest.approx((200 * 1.0 + 800 * 0.10) / 1e6)
+    override = tmp_path / "prices.yaml"
+    override.write_text("models:\n  claude-haiku-4-5*: {input: 2.0, output: 4.0}\n  my-vllm-model: {input: 0, output: 0}\n")
+    monkeypatch.setenv("RLAIF_PRICES", str(override))
+    t2 = load_price_table()
+    assert t2.price("claude-haiku-4-5").input == 2.0 and t2.price("my-vllm-model").output == 0.0
+    assert t2.price("gpt-4o-mini") is not None  # the rest of the bundled table stays
+    override.write_text("models:\n  bad: {input: -1, output: 1}\n")
+    with pytest.raises(ValueError, match="bad.input"):
+        load_price_table(override)
+
+
+def test_cost_estimate_from_a_config_spec_needs_no_key(monkeypatch):
+    from rlaif.judges.pricing import estimate_spec_cost
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    usd, notes = estimate_spec_cost("anthropic", {"model": "claude-haiku-4-5", "debias": True}, 100, 1000, 200)
+    assert usd == pytest.approx(200 * (1000 * 1.0 + 200 * 5.0) / 1e6)
+    usd2, _ = estimate_spec_cost("tiered", {"cheap": {"name": "local"}, "expensive": {
+        "name": "openai", "options": {"model": "gpt-4o-mini"}}}, 100, 1000, 200)
+    assert usd2 == pytest.approx(100 * (1000 * 0.15 + 200 * 0.6) / 1e6)
+    assert estimate_spec_cost("openai", {"model": "self-hosted"}, 10, 10, 10)[0] is None
+    assert estimate_spec_cost("stub", {}, 10, 10, 10)[0] == 0.0
