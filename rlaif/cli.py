@@ -67,9 +67,23 @@ def print_iteration(it, primary: str) -> None:
     print(f"   manifest {it.manifest['manifest_id']}  ({timing})")
 
 
+def print_calibration(gate: dict) -> None:
+    decision = gate.get("decision", "not_configured")
+    if decision == "not_configured":
+        print("calibration gate: not configured (no anchor set)")
+        return
+    ci = gate.get("ci") or [None, None]
+    print(f"calibration gate: {decision} (kappa {_fmt(gate.get('kappa'))}, 95% CI [{_fmt(ci[0])}, {_fmt(ci[1])}], "
+          f"n {gate.get('n')}, threshold {gate.get('threshold')}, annotators {gate.get('annotators')})")
+    if gate.get("reason"):
+        print(f"   {gate['reason']}")
+
+
 def cmd_run(args) -> int:
     from rlaif.config import load_config
     from rlaif.datasets import load_prompts
+    from rlaif.judges.pricing import estimate_judge_cost
+    from rlaif.judges.registry import judge_stats
     from rlaif.pipeline import RLAIFPipeline
     from store import Store
 
@@ -79,6 +93,8 @@ def cmd_run(args) -> int:
         cfg.loop.__post_init__()
     if args.judge:
         cfg.judge.name = args.judge
+    if args.budget is not None:
+        cfg.judge.options["budget_usd"] = args.budget
     if args.output_dir:
         cfg.output_dir = args.output_dir
     if args.max_train_prompts:
@@ -91,19 +107,30 @@ def cmd_run(args) -> int:
     primary = cfg.loop.primary_metric
     print(f"run {cfg.name}: {len(train)} train prompts, {len(evals)} eval prompts, judge {cfg.judge.name}, "
           f"{cfg.loop.iterations} iterations, loss {'+'.join(cfg.training.loss_type)}")
+    k = cfg.sampling.candidates_per_prompt
+    n_train = min(len(train), cfg.data.max_train_prompts or len(train))
+    comparisons = cfg.loop.iterations * n_train * k * (k - 1) // 2
+    _, note = estimate_judge_cost(cfg, comparisons)
+    print(f"judge cost estimate for at most {comparisons} comparisons: {note}")
     with Store(args.store) as store:
         pipeline = RLAIFPipeline(cfg, store=store, progress=bars)
         results = []
         try:
             for it in pipeline.run(train, evals):
                 bars.close()
+                if it.iteration == 0:
+                    print_calibration(pipeline.context.get("calibration_gate", {}))
                 print_iteration(it, primary)
                 results.append(it)
         finally:
             bars.close()
         run = store.runs.get(pipeline.run_id)
+        stats = judge_stats(pipeline.judge) if getattr(pipeline, "judge", None) is not None else {}
     base = results[0].eval_result.metric(primary) if results else None
-    print(f"\nrun {pipeline.run_id}: {run['status']}; recommended iteration {run['recommended_iteration']}")
+    reason = f" ({run['error']})" if run.get("error") else ""
+    print(f"\nrun {pipeline.run_id}: {run['status']}{reason}; recommended iteration {run['recommended_iteration']}")
+    for name, counters in stats.items():
+        print(f"judge {name}: " + ", ".join(f"{key} {_fmt(v)}" for key, v in counters.items()))
     if results:
         print(f"{primary} per iteration: " + "  ".join(f"{r.iteration}:{r.eval_result.metric(primary):.3f}"
                                                       for r in results))
@@ -128,6 +155,8 @@ def cmd_runs(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rlaif.judges.registry import JUDGE_NAMES
+
     parser = argparse.ArgumentParser(prog="rlaif", description="RLAIF Workbench: the loop, headless.")
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"DuckDB store file (default {DEFAULT_STORE})")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config")
     run.add_argument("--dataset", help="training prompts JSONL (overrides data.train)")
     run.add_argument("--eval-dataset", help="held-out prompts JSONL (overrides data.eval)")
-    run.add_argument("--judge", help="judge name (overrides judge.name): verifier, stub, biased")
+    run.add_argument("--judge", choices=JUDGE_NAMES, help="judge name (overrides judge.name)")
+    run.add_argument("--budget", type=float, metavar="USD", help="stop judging cleanly once this much is spent")
     run.add_argument("--iterations", type=int, help="training iterations after the baseline")
     run.add_argument("--output-dir", help="where checkpoints and manifest files go (overrides output_dir)")
     run.add_argument("--max-train-prompts", type=int, help="use only the first N training prompts")
@@ -148,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
     runs.set_defaults(func=cmd_runs)
+
+    from rlaif.cli_anchors import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from rlaif.anchors.gate_config import CalibrationConfig
+
 
 class ConfigError(ValueError):
     """A config value is missing, unknown or out of range; the message names the field."""
@@ -109,16 +111,38 @@ class VerifierConfig:
         _check(self.timeout_s > 0, "verifier.timeout_s", f"must be > 0, got {self.timeout_s}")
 
 
+RANKINGS = ("round_robin", "knockout")
+
+
 @dataclass
 class JudgeConfig:
-    name: str = _help("Judge used to rank candidates: verifier, stub, biased, ...", "verifier")
-    options: dict[str, Any] = _help("Judge-specific settings (model, base_url, ...). Never API keys.", factory=dict)
+    name: str = _help("Training judge: verifier, stub, biased, anthropic, openai, local, ensemble or tiered.",
+                      "verifier")
+    options: dict[str, Any] = _help(
+        "Judge settings (model, base_url, concurrency, rpm, budget_usd, debias, cache, ...). API keys are never "
+        "written here: name the environment variable with api_key_env.", factory=dict)
+    ranking: str = _help(
+        "How N candidates are ranked: round_robin (every pair, Copeland scores) or knockout (fewer calls: a "
+        "tournament for the best, one among the losers for the worst, plus the deciding best-vs-worst match).",
+        "round_robin")
 
     def __post_init__(self):
         _check(bool(self.name), "judge.name", "must not be empty")
-        for key in self.options:
-            _check("key" not in key.lower() and "secret" not in key.lower() and "token" != key.lower(),
-                   f"judge.options.{key}", "secrets are read from the environment, never from a config file")
+        _check(self.ranking in RANKINGS, "judge.ranking", f"must be one of {RANKINGS}, got {self.ranking!r}")
+        for key in _walk_keys(self.options):
+            secretish = "key" in key.lower() or "secret" in key.lower() or key.lower() in ("token", "password")
+            _check(not secretish or key.lower().endswith("_env"), f"judge.options.{key}",
+                   "secrets are read from the environment, never from a config file (use api_key_env: VAR_NAME)")
+
+
+def _walk_keys(value: Any):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _walk_keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk_keys(v)
 
 
 @dataclass
@@ -222,6 +246,9 @@ class RunConfig:
     judge: JudgeConfig = _help("The training judge.", factory=JudgeConfig)
     pairs: PairConfig = _help("Pair building and filters.", factory=PairConfig)
     training: TrainingConfig = _help("DPO training.", factory=TrainingConfig)
+    calibration: CalibrationConfig = _help(
+        "Calibration gate: judge-human kappa on the anchor set must pass before any training.",
+        factory=CalibrationConfig)
     loop: LoopConfig = _help("Iterations and the regression gate.", factory=LoopConfig)
     eval: EvalConfig = _help("Held-out evaluation.", factory=EvalConfig)
     base_dir: str = field(default=".", metadata={"help": "Directory relative paths resolve against (set by loader).",

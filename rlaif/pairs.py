@@ -37,8 +37,13 @@ def _direct(matches: Sequence[Match], i: int, j: int):
 
 
 def decide_pair(texts: Sequence[str], matches: Sequence[Match], cfg: PairConfig, rubric: Rubric,
-                checks: Sequence[dict[str, bool] | None] | None = None) -> PairDecision:
-    """Choose best vs worst by Copeland score and apply the filters, in a fixed order."""
+                checks: Sequence[dict[str, bool] | None] | None = None,
+                ranked: tuple[int | None, int | None] | None = None) -> PairDecision:
+    """Choose best vs worst and apply the filters, in a fixed order.
+
+    By default best and worst are the Copeland extremes of ``matches`` (round-robin). A cheaper ranking strategy
+    passes its own (chosen, rejected) as ``ranked``; the direct verdict between them must still be among the matches.
+    """
     scores = tuple(copeland(texts, matches))
     calls = len(matches)
 
@@ -49,8 +54,8 @@ def decide_pair(texts: Sequence[str], matches: Sequence[Match], cfg: PairConfig,
         return drop("identical_candidates")
     if matches and all(not m.verdict.is_valid for m in matches):
         return drop("all_invalid")
-    chosen, rejected = best_and_worst(texts, scores)
-    if scores[chosen] == scores[rejected]:
+    chosen, rejected = ranked if ranked is not None and None not in ranked else best_and_worst(texts, scores)
+    if scores[chosen] == scores[rejected] and ranked is None:
         return drop("no_contrast", chosen, rejected)
     verdict, chosen_side = _direct(matches, chosen, rejected)
     confidence = verdict.confidence if verdict is not None else 0.0

@@ -19,20 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from rlaif.anchors.gate_config import run_calibration_gate
 from rlaif.config import RunConfig
 from rlaif.datasets import PromptRecord
 from rlaif.evaluation import EvalResult, evaluate_outputs
 from rlaif.gates import GateDecision, recommend_best, regression_gate
 from rlaif.judges import Comparison, Judge, make_judge
+from rlaif.judges.registry import budget_exhausted, judge_stats
+from rlaif.judges.strategies import RankingTask, rank_candidates
 from rlaif.manifest import build_manifest, content_hash, write_manifest_file
 from rlaif.pairs import PairDecision, decide_pair
 from rlaif.policy import configure_cpu_threads, greedy, quiet_library_progress, load_policy, model_hash, sample_candidates
-from rlaif.ranking import Match, round_robin_plan
 from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
 
 class RunCancelled(Exception):
     """The run's cancel event was set; the run is recorded as cancelled."""
+
+
+class BudgetExhausted(Exception):
+    """The judge's per-run budget ran out; the run stops cleanly (recorded as stopped, nothing trained on a partial
+    set of verdicts)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,8 @@ class RLAIFPipeline:
         with ExitStack() as stack:
             self.verifier = self._open_verifier(stack)
             verify = self.verifier.verify if self.verifier else None
-            judge = self._judge or make_judge(cfg.judge.name, verify=verify, options=cfg.judge.options)
+            judge = self._judge or make_judge(cfg.judge.name, verify=verify, options=cfg.judge.options,
+                                              store=self.store)
             self.judge = judge
             rubric_version = self.store.rubrics.save(self.rubric.name, self.rubric.to_dict())
             assert rubric_version == self.rubric.version, "store and engine must hash rubrics the same way"
@@ -131,11 +139,19 @@ class RLAIFPipeline:
                                    rubric_version, train_id, eval_id)
             self.context = dict(config_hash=cfg.config_hash(), train_dataset_id=train_id, eval_dataset_id=eval_id,
                                 rubric_version=rubric_version, judge=judge.describe(), base_model_hash=base_hash)
+            # the calibration gate runs before any training: a judge that disagrees with people trains nothing
+            self.calibration = run_calibration_gate(self.store, cfg.calibration, judge, self.rubric,
+                                                    resolve=cfg.resolve, seed=cfg.seed)
+            self.context["calibration_gate"] = (self.calibration.to_dict() if self.calibration is not None
+                                                else {"decision": "not_configured"})
             try:
                 yield from self._iterations(train, eval, base_path, base_hash, verify, judge)
             except RunCancelled:
                 self.store.runs.set_status(run_id, "cancelled")
                 raise
+            except BudgetExhausted as err:
+                self.store.runs.set_status(run_id, "stopped", error=str(err))
+                return
             except BaseException as err:  # record the failure, then let it propagate
                 self.store.runs.set_status(run_id, "failed", error=f"{type(err).__name__}: {err}")
                 raise
@@ -155,8 +171,13 @@ class RLAIFPipeline:
             kept_rows: list[dict[str, Any]] = []
             dropped: dict[str, int] = {}
             calls, train_loss, train_info = 0, None, None
+            if iteration > 0 and self.calibration is not None and not self.calibration.passed:
+                self.store.iterations.finish(run_id, iteration, status="calibration_blocked", model_path=model_path,
+                                             model_hash=current_hash, regressed=False,
+                                             gate_decision="calibration_blocked", pairs_kept=0, pairs_dropped=0)
+                self.store.runs.set_status(run_id, "stopped", error=f"calibration gate: {self.calibration.reason}")
+                return
             if iteration > 0:
-                t0 = time.perf_counter()
                 kept_rows, dropped, calls = self._make_pairs(iteration, train, model_path, verify, judge, timings)
                 if not kept_rows:
                     self.store.iterations.finish(run_id, iteration, status="no_pairs", model_path=model_path,
@@ -189,7 +210,7 @@ class RLAIFPipeline:
                 model_hash=current_hash, parent_model_hash=start_hash if iteration > 0 else None,
                 model_path=model_path,
                 metrics=result.summary(), primary_metric=cfg.loop.primary_metric, gate=gate.to_dict(),
-                judge_calls=calls, train_loss=train_loss, train_steps=train_info.steps if train_info else 0,
+                judge_calls=calls, judge_stats=judge_stats(self.judge), train_loss=train_loss, train_steps=train_info.steps if train_info else 0,
                 seeds={"base": cfg.seed, "training": cfg.seed + iteration,
                        "sampling": "sha256(base:iteration:sample_index:batch_index)[:8]"},
                 config=cfg.to_dict(),
@@ -261,41 +282,39 @@ class RLAIFPipeline:
         self.store.candidates.add_many(cand_rows)
         timings["verify"] = time.perf_counter() - t0
 
-        # judge: round-robin over distinct candidates, all prompts in one batched call per chunk
+        # judge: rank each prompt's candidates (all prompts' comparisons of a round batched together)
         t0 = time.perf_counter()
-        plan: list[tuple[int, int, int]] = []  # (prompt index, i, j)
-        comparisons: list[Comparison] = []
-        for k, (p, group) in enumerate(zip(train, samples)):
-            texts = [s.text for s in group]
-            for i, j in round_robin_plan(texts):
-                plan.append((k, i, j))
-                comparisons.append(Comparison(p.prompt, texts[i], texts[j], p.reference, p.id))
-        verdicts = []
-        chunk = 256
-        for start in range(0, len(comparisons), chunk):
-            self._check_cancel()
-            verdicts.extend(judge.compare(comparisons[start:start + chunk], self.rubric))
-            self._emit("judge", min(start + chunk, len(comparisons)), len(comparisons), iteration)
-        matches: list[list[Match]] = [[] for _ in train]
+        tasks = [RankingTask(p.prompt, [s.text for s in group], p.reference, p.id) for p, group in zip(train, samples)]
+        rankings = rank_candidates(
+            judge, tasks, self.rubric, self.cfg.judge.ranking, confirm=True, chunk=256,
+            on_round=lambda d, t: (self._check_cancel(), self._emit("judge", d, t, iteration)))
         judgement_rows = []
-        for (k, i, j), v in zip(plan, verdicts):
-            matches[k].append(Match(i, j, v))
-            p = train[k]
-            judgement_rows.append({
-                "judgement_id": _short(run_id, iteration, p.id, i, j), "run_id": run_id, "iteration": iteration,
-                "prompt_id": p.id, "candidate_a": _short(run_id, iteration, p.id, i),
-                "candidate_b": _short(run_id, iteration, p.id, j), "judge_id": v.judge_id or judge.judge_id,
-                "winner": v.winner, "confidence": v.confidence, "rationale": v.rationale, "criteria": v.criteria,
-                "raw_reply": v.raw_reply, "tokens_in": v.tokens_in, "tokens_out": v.tokens_out,
-                "cost_usd": v.cost_usd, "latency_ms": v.latency_ms, "cache_key": None})
+        for p, task, ranking in zip(train, tasks, rankings):
+            for m in ranking.matches:
+                v = m.verdict
+                comparison = Comparison(p.prompt, task.texts[m.i], task.texts[m.j], p.reference, p.id)
+                judgement_rows.append({
+                    "judgement_id": _short(run_id, iteration, p.id, m.i, m.j), "run_id": run_id,
+                    "iteration": iteration, "prompt_id": p.id, "candidate_a": _short(run_id, iteration, p.id, m.i),
+                    "candidate_b": _short(run_id, iteration, p.id, m.j), "judge_id": v.judge_id or judge.judge_id,
+                    "winner": v.winner, "confidence": v.confidence, "rationale": v.rationale,
+                    "criteria": v.criteria, "raw_reply": v.raw_reply, "tokens_in": v.tokens_in,
+                    "tokens_out": v.tokens_out, "cost_usd": v.cost_usd, "latency_ms": v.latency_ms,
+                    "cache_key": judge.cache_key(comparison, self.rubric) if hasattr(judge, "cache_key") else None})
         self.store.judgements.add_many(judgement_rows)
+        calls = sum(r.calls for r in rankings)
         timings["judge"] = time.perf_counter() - t0
+        if budget_exhausted(judge):
+            raise BudgetExhausted("judge budget exhausted: stopping before training on a partial set of verdicts")
 
         # pairs: one decision per prompt, kept or dropped with its reason
         kept, dropped, pair_rows = [], {}, []
         for k, (p, group) in enumerate(zip(train, samples)):
             texts = [s.text for s in group]
-            d: PairDecision = decide_pair(texts, matches[k], self.cfg.pairs, self.rubric, checks[k])
+            ranking = rankings[k]
+            d: PairDecision = decide_pair(texts, ranking.matches, self.cfg.pairs, self.rubric, checks[k],
+                                          ranked=(ranking.chosen, ranking.rejected)
+                                          if self.cfg.judge.ranking != "round_robin" else None)
             row = {
                 "pair_id": _short(run_id, iteration, p.id, "pair"), "run_id": run_id, "iteration": iteration,
                 "prompt_id": p.id, "prompt": rendered[k],
@@ -314,7 +333,7 @@ class RLAIFPipeline:
                 dropped[d.drop_reason] = dropped.get(d.drop_reason, 0) + 1
         self.store.pairs.add_many(pair_rows)
         self._emit("pairs", len(kept), len(train), iteration, f"{len(kept)} kept, {sum(dropped.values())} dropped")
-        return kept, dropped, len(comparisons)
+        return kept, dropped, calls
 
     def _train(self, iteration: int, model_path: str, rows: list[dict[str, Any]], out_root: Path):
         from rlaif.training import train_dpo

@@ -13,7 +13,7 @@ from tests.tiny_models import build_tiny_gpt2
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "harbor_sql"
 
 
-def tiny_config(tmp_path):
+def tiny_config(tmp_path, calibrate=False):
     model = build_tiny_gpt2(tmp_path / "model")
     cfg = yaml.safe_load((SAMPLE / "loop.yaml").read_text())
     cfg["policy"].update(path=str(model), max_new_tokens=16)
@@ -24,6 +24,8 @@ def tiny_config(tmp_path):
     cfg["sampling"].update(candidates_per_prompt=2, batch_size=8)
     cfg["pairs"] = {"require_chosen_passes_hard": False, "max_length_ratio": None}
     cfg["training"].update(epochs=1, batch_size=4)
+    cfg["calibration"] = ({"anchor_set": str(SAMPLE / "anchors.jsonl"), "annotators": "oracle", "threshold": 0.72}
+                          if calibrate else {})
     path = tmp_path / "loop.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -42,6 +44,23 @@ def test_run_prints_summaries_and_runs_lists_it(tmp_path, capsys):
     assert main(["--store", store, "runs"]) == 0
     listing = capsys.readouterr().out
     assert "harbor-sql" in listing and "completed" in listing
+
+
+def test_calibration_gate_blocks_a_biased_judge_before_any_training(tmp_path, capsys):
+    config = tiny_config(tmp_path, calibrate=True)
+    store = str(tmp_path / "s.duckdb")
+    code = main(["--store", store, "run", str(config), "--judge", "biased", "--iterations", "2", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "calibration gate: blocked" in out and "== iteration 1" not in out
+    from store import Store
+    with Store(store) as s:
+        run = s.runs.list()[0]
+        assert run["status"] == "stopped" and "calibration gate" in run["error"]
+        assert s.candidates.list(run["run_id"]) == [] and s.judgements.list(run_id=run["run_id"]) == []
+        manifest = s.manifests.for_run(run["run_id"])[0]["body"]
+        gate = manifest["calibration_gate"]
+        assert gate["decision"] == "blocked" and gate["kappa"] < 0.72 and gate["threshold"] == 0.72
 
 
 def test_dataset_override_with_a_bad_line_names_file_and_line(tmp_path, capsys):

@@ -137,3 +137,18 @@ def test_cancel_marks_run_cancelled(tiny, tmp_path):
         with pytest.raises(RunCancelled):
             list(pipe.run(load_prompts(cfg.resolve(cfg.data.train)), load_prompts(cfg.resolve(cfg.data.eval))))
         assert store.runs.get(pipe.run_id)["status"] == "cancelled"
+
+
+def test_knockout_ranking_uses_fewer_judge_calls(tiny, tmp_path):
+    calls = {}
+    for ranking in ("round_robin", "knockout"):
+        cfg = make_config(tiny, tmp_path / ranking, sampling={"candidates_per_prompt": 4}, loop={"iterations": 1},
+                          judge={"name": "stub", "ranking": ranking})
+        with Store(":memory:") as store:
+            pipe, results = run_all(cfg, store)
+            calls[ranking] = results[1].judge_calls
+            assert len(store.judgements.list(run_id=pipe.run_id, limit=1000)) == results[1].judge_calls
+            kept = store.pairs.page(run_id=pipe.run_id, kept=True, limit=100)
+            # the stub prefers the shorter answer: every kept pair's chosen is no longer than its rejected
+            assert kept and all(len(p["chosen"]) <= len(p["rejected"]) for p in kept)
+    assert calls["knockout"] < calls["round_robin"]
