@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     from rlaif.datasets import DatasetError
     from rlaif.rubric import RubricError
 
+    import warnings
+
+    # transformers 5 deprecation notices about TRL's argument names say nothing a user can act on
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\..*")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     args = build_parser().parse_args(argv)

@@ -146,6 +146,30 @@ def _walk_keys(value: Any):
 
 
 @dataclass
+class EvalJudgeConfig:
+    name: str | None = _help(
+        "A judge kept apart from the training judge: it scores iteration k against k-1 and against the base on the "
+        "held-out prompts (win rate with a 95% CI). Unset: no eval judge.", None)
+    options: dict[str, Any] = _help("Settings of the eval judge, as for judge.options.", factory=dict)
+    max_prompts: int | None = _help("Compare on at most this many held-out prompts (cost control).", None)
+
+    def __post_init__(self):
+        _check(self.max_prompts is None or self.max_prompts > 0, "eval_judge.max_prompts", "must be > 0 when set")
+        JudgeConfig(name=self.name or "stub", options=self.options)  # same secret checks as the training judge
+
+
+@dataclass
+class MonitoringConfig:
+    anchor_win_rate: bool = _help(
+        "Each iteration, judge the policy's answers to the anchor prompts against the labelled-better anchor "
+        "response (eval judge if set, else the training judge).", True)
+    anchor_max_items: int = _help("Anchor prompts used for the anchor win rate.", 100)
+
+    def __post_init__(self):
+        _check(self.anchor_max_items > 0, "monitoring.anchor_max_items", "must be > 0")
+
+
+@dataclass
 class PairConfig:
     require_chosen_passes_hard: bool = _help(
         "Drop a pair whose chosen candidate fails a hard check: training on a 'best of bad' answer teaches errors.",
@@ -183,6 +207,10 @@ class TrainingConfig:
     lora_dropout: float = _help("LoRA dropout.", 0.0)
     target_modules: list[str] | str = _help("Modules that get LoRA adapters ('all-linear' or names).", "all-linear")
     warmup_ratio: float = _help("Fraction of steps with a rising learning rate.", 0.0)
+    human_blend: float = _help(
+        "Fraction of each iteration's DPO data drawn from labelled anchor pairs (tuning split only, never the "
+        "holdout), tagged by source; 0 = RLAIF pairs only. Uses calibration.anchor_set and calibration.annotators.",
+        0.0)
 
     def __post_init__(self):
         if isinstance(self.loss_type, str):
@@ -202,6 +230,7 @@ class TrainingConfig:
         _check(self.lora_r > 0, "training.lora_r", f"must be > 0, got {self.lora_r}")
         _check(0 <= self.lora_dropout < 1, "training.lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
         _check(0 <= self.warmup_ratio < 1, "training.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        _check(0 <= self.human_blend < 1, "training.human_blend", f"must be in [0, 1), got {self.human_blend}")
 
 
 METRICS = ("execution_accuracy", "exact_match", "verifier_pass_rate", "mean_length")
@@ -246,6 +275,8 @@ class RunConfig:
     judge: JudgeConfig = _help("The training judge.", factory=JudgeConfig)
     pairs: PairConfig = _help("Pair building and filters.", factory=PairConfig)
     training: TrainingConfig = _help("DPO training.", factory=TrainingConfig)
+    eval_judge: EvalJudgeConfig = _help("The separate evaluation judge.", factory=EvalJudgeConfig)
+    monitoring: MonitoringConfig = _help("Per-iteration monitoring.", factory=MonitoringConfig)
     calibration: CalibrationConfig = _help(
         "Calibration gate: judge-human kappa on the anchor set must pass before any training.",
         factory=CalibrationConfig)
@@ -265,6 +296,16 @@ class RunConfig:
         data = dataclasses.asdict(self)
         data.pop("base_dir", None)
         return data
+
+    def to_record(self) -> dict[str, Any]:
+        """What a run stores: the config plus the directory its relative paths resolve against (for resume)."""
+        return {**self.to_dict(), "base_dir": str(Path(self.base_dir).resolve())}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "RunConfig":
+        data = dict(record)
+        base_dir = data.pop("base_dir", ".")
+        return config_from_dict(data, base_dir=base_dir, source="stored run config")
 
     def config_hash(self) -> str:
         """Hash of everything that affects results (not where files live)."""
@@ -350,7 +391,7 @@ def load_config(path: str | Path) -> RunConfig:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<yaml>"
         raise ConfigError(where, f"invalid YAML: {getattr(err, 'problem', err)}", str(path)) from None
-    return config_from_dict(data or {}, base_dir=path.parent, source=str(path))
+    return config_from_dict(data or {}, base_dir=path.parent.resolve(), source=str(path))
 
 
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any]]:

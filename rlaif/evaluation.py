@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from rlaif.datasets import PromptRecord
+from rlaif.monitoring import refusal_rate
 from rlaif.rubric import Rubric
 
 ALL = "all"
@@ -71,7 +72,8 @@ def evaluate_outputs(outputs: Sequence[tuple[str, int]], prompts: Sequence[Promp
         sel = [r for r in rows if cohort == ALL or r["cohort"] == cohort]
         counts[cohort] = len(sel)
         m = {"exact_match": sum(r["exact_match"] for r in sel) / len(sel),
-             "mean_length": sum(r["n_tokens"] for r in sel) / len(sel)}
+             "mean_length": sum(r["n_tokens"] for r in sel) / len(sel),
+             "refusal_rate": refusal_rate([r["output"] for r in sel])}
         for name in ("execution_accuracy", "verifier_pass_rate"):
             scored = [r[name] for r in sel if name in r]
             if scored:

@@ -14,7 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-UNHASHED = ("manifest_id", "created_at")
+# not part of the content id: when it was written, and where the config's relative paths resolved on that machine
+UNHASHED = ("manifest_id", "created_at", "config_base_dir")
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "duckdb", "tokenizers", "rlaif-workbench")
 
 

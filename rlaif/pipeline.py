@@ -1,17 +1,23 @@
-"""The RLAIF loop: sample → verify → judge → build pairs → train (DPO+LoRA) → evaluate → regression gate → manifest.
+"""The RLAIF loop: sample → verify → judge → build pairs → calibration gate → train (DPO+LoRA) → evaluate →
+regression gate → manifest, iteration after iteration.
 
 The pipeline is the one Python API behind the CLI and the workbench pages. It records everything in the store as it
-goes (candidates, judgements, pairs kept and dropped, evals) and writes each iteration's manifest last. Progress goes
-to a callback (the CLI draws bars, the workbench writes job rows); it never prints.
+goes (candidates, judgements, pairs kept and dropped, evals, held-out outputs) and writes each iteration's manifest
+last, so a manifest's existence means its iteration finished. That is also what makes a crash cheap: ``resume``
+continues after the last manifest, redoing only the unfinished iteration, whose judge verdicts come back from the
+judge cache. Progress goes to a callback (the CLI draws bars, the workbench writes job rows); it never prints.
 
     pipeline = RLAIFPipeline(cfg, store=Store("rlaif.duckdb"))
     for it in pipeline.run(load_prompts(train), load_prompts(eval)):
         print(it.iteration, it.eval_result.metric("execution_accuracy"), it.regressed)
+    RLAIFPipeline.for_run(store, run_id).resume()           # after a crash
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import threading
 import time
 from contextlib import ExitStack
@@ -19,18 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from rlaif.anchors.gate_config import run_calibration_gate
+from rlaif.anchors.gate_config import resolve_anchor_set, run_calibration_gate
 from rlaif.config import RunConfig
 from rlaif.datasets import PromptRecord
 from rlaif.evaluation import EvalResult, evaluate_outputs
 from rlaif.gates import GateDecision, recommend_best, regression_gate
+from rlaif.human_blend import blend_rows
 from rlaif.judges import Comparison, Judge, make_judge
 from rlaif.judges.registry import budget_exhausted, judge_stats
 from rlaif.judges.strategies import RankingTask, rank_candidates
 from rlaif.manifest import build_manifest, content_hash, write_manifest_file
+from rlaif.monitoring import disagreement_rate, win_rate
 from rlaif.pairs import PairDecision, decide_pair
-from rlaif.policy import configure_cpu_threads, greedy, quiet_library_progress, load_policy, model_hash, sample_candidates
+from rlaif.policy import (configure_cpu_threads, greedy, load_policy, model_hash, quiet_library_progress,
+                          sample_candidates)
 from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+
+FAULT_ENV = "RLAIF_FAULT_AT"
+EXPENSIVE_JUDGES = ("anthropic", "openai", "local", "ensemble", "tiered")
+JUDGE_CHUNK = 64  # verdicts reach the judge cache after every chunk: a crash loses at most one chunk in flight
 
 
 class RunCancelled(Exception):
@@ -42,9 +55,13 @@ class BudgetExhausted(Exception):
     set of verdicts)."""
 
 
+class NothingToResume(Exception):
+    """The run already finished (completed, stopped by a gate) or does not exist."""
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
-    stage: str  # sample | verify | judge | pairs | train | eval | gate | done
+    stage: str  # calibrate | sample | verify | judge | pairs | train | eval | gate | done
     step: int
     total: int
     iteration: int
@@ -63,10 +80,25 @@ class IterationResult:
     judge_calls: int = 0
     train_loss: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    monitoring: dict[str, Any] = field(default_factory=dict)
+    blended: int = 0
 
     @property
     def regressed(self) -> bool:
         return self.gate.regressed
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands: the model to continue from and what earlier iterations produced."""
+
+    start: int
+    model_path: str
+    model_hash: str
+    history: list[tuple[int, float]] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    metrics: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    outputs: dict[int, dict[str, str]] = field(default_factory=dict)  # iteration -> prompt_id -> eval output
 
 
 def pairs_hash(rows: Sequence[dict[str, Any]]) -> str:
@@ -78,20 +110,100 @@ def _short(*parts: Any) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
+def _maybe_crash(stage: str, iteration: int, step: int) -> None:
+    """Crash-recovery testing: ``RLAIF_FAULT_AT=stage:iteration[:step]`` SIGKILLs this process at that point."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    parts = spec.split(":")
+    if parts[0] == stage and int(parts[1]) == iteration and step >= (int(parts[2]) if len(parts) > 2 else 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def records_from_store(rows: Sequence[dict[str, Any]]) -> list[PromptRecord]:
+    return [PromptRecord(id=r["prompt_id"], prompt=r["prompt"], reference=r.get("reference"),
+                         cohort=r.get("cohort") or "default", extra=r.get("extra") or {}) for r in rows]
+
+
 class RLAIFPipeline:
-    def __init__(self, config: RunConfig, *, store, judge: Judge | None = None, rubric: Rubric | None = None,
-                 progress: Callable[[ProgressEvent], None] | None = None, cancel: threading.Event | None = None):
+    def __init__(self, config: RunConfig, *, store, judge: Judge | None = None, eval_judge: Judge | None = None,
+                 rubric: Rubric | None = None, progress: Callable[[ProgressEvent], None] | None = None,
+                 cancel: threading.Event | None = None):
         self.cfg = config
         self.store = store
         self.rubric = rubric or (load_rubric(config.resolve(config.rubric)) if config.rubric else DEFAULT_RUBRIC)
         self.progress = progress or (lambda event: None)
         self.cancel = cancel or threading.Event()
         self._judge = judge
+        self._eval_judge = eval_judge
         self.verifier = None
+        self.judge: Judge | None = None
+        self.eval_judge: Judge | None = None
+        self.calibration = None
+        self.anchor_set_id: str | None = None
         self.run_id: str | None = None
+        self.context: dict[str, Any] = {}
+
+    @classmethod
+    def for_run(cls, store, run_id: str, **kwargs) -> "RLAIFPipeline":
+        """A pipeline for a stored run, configured exactly as the run was (for resume)."""
+        run = store.runs.get(run_id)
+        if run is None:
+            raise NothingToResume(f"no run {run_id!r} in the store")
+        pipeline = cls(RunConfig.from_record(run["config"]), store=store, **kwargs)
+        pipeline.run_id = run_id
+        return pipeline
 
     # -----------------------------------------------------------------------------------------------------------------
-    # set-up
+    # entry points
+
+    def run(self, train: Sequence[PromptRecord], eval: Sequence[PromptRecord]) -> Iterator[IterationResult]:
+        """A new run: iteration 0 evaluates the untouched policy, then up to ``loop.iterations`` training rounds."""
+        cfg = self.cfg
+        train = list(train)[: cfg.data.max_train_prompts] if cfg.data.max_train_prompts else list(train)
+        eval = list(eval)[: cfg.data.max_eval_prompts] if cfg.data.max_eval_prompts else list(eval)
+        self.run_id = None
+        yield from self._session(train, eval, state_for=lambda base_path, base_hash: LoopState(0, base_path, base_hash))
+
+    def resume(self) -> Iterator[IterationResult]:
+        """Continue a crashed, failed or cancelled run after its last finished iteration."""
+        run = self.store.runs.get(self.run_id)
+        if run is None:
+            raise NothingToResume(f"no run {self.run_id!r} in the store")
+        if run["status"] in ("completed", "stopped"):
+            raise NothingToResume(f"run {self.run_id} is {run['status']}; nothing to resume")
+        train = records_from_store(self.store.datasets.prompts(run["train_dataset_id"]))
+        eval = records_from_store(self.store.datasets.prompts(run["eval_dataset_id"]))
+        yield from self._session(train, eval, state_for=self._resume_state)
+
+    def replay(self, manifest: dict[str, Any], parent_model_path: str) -> IterationResult:
+        """Re-run the single iteration a manifest describes, from its parent model, as a new run (for reproduce)."""
+        run = self.store.runs.get(manifest["run_id"])
+        if run is None:
+            raise NothingToResume(f"the manifest's run {manifest['run_id']} is not in this store")
+        train = records_from_store(self.store.datasets.prompts(manifest["train_dataset_id"]))
+        eval = records_from_store(self.store.datasets.prompts(manifest["eval_dataset_id"]))
+        iteration = manifest["iteration"]
+        earlier = [m["body"] for m in self.store.manifests.for_run(manifest["run_id"])
+                   if m["body"]["iteration"] < iteration]
+
+        def state_for(base_path, base_hash):
+            state = LoopState(iteration, parent_model_path, model_hash(parent_model_path))
+            for body in earlier:
+                state.history.append((body["iteration"], body["gate"]["value"]))
+                state.metrics[body["iteration"]] = body["metrics"]
+                state.outputs[body["iteration"]] = self._stored_outputs(manifest["run_id"], body["iteration"])
+            return state
+
+        self.run_id = None
+        results = list(self._session(train, eval, state_for=state_for, only_one=True, name=f"reproduce "
+                                     f"{manifest['manifest_id']}"))
+        if not results:
+            raise RuntimeError("the replayed iteration produced no result (see the run's error)")
+        return results[0]
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # set-up shared by run, resume and replay
 
     def _open_verifier(self, stack: ExitStack):
         vc = self.cfg.verifier
@@ -104,28 +216,25 @@ class RLAIFPipeline:
                                                  allowed_relations=list(vc.allowed_relations), timeout_s=vc.timeout_s))
         return SqlVerifier(sandbox)
 
-    def _check_cancel(self) -> None:
-        if self.cancel.is_set():
-            raise RunCancelled("run cancelled")
+    def _make_judge(self, name: str, options: dict[str, Any], verify) -> Judge:
+        # expensive judges are always cached: a resumed or reproduced iteration must not pay twice for a verdict
+        if name in EXPENSIVE_JUDGES:
+            options = {"cache": True, **options}
+        return make_judge(name, verify=verify, options=options, store=self.store)
 
-    def _emit(self, stage: str, step: int, total: int, iteration: int, message: str = "") -> None:
-        self.progress(ProgressEvent(stage, step, total, iteration, message))
-
-    # -----------------------------------------------------------------------------------------------------------------
-    # the loop
-
-    def run(self, train: Sequence[PromptRecord], eval: Sequence[PromptRecord]) -> Iterator[IterationResult]:
+    def _session(self, train, eval, *, state_for, only_one: bool = False, name: str | None = None):
         cfg = self.cfg
         configure_cpu_threads()
         quiet_library_progress()
-        train = list(train)[: cfg.data.max_train_prompts] if cfg.data.max_train_prompts else list(train)
-        eval = list(eval)[: cfg.data.max_eval_prompts] if cfg.data.max_eval_prompts else list(eval)
+        cfg.output_dir = str(Path(cfg.output_dir).resolve())
         with ExitStack() as stack:
             self.verifier = self._open_verifier(stack)
             verify = self.verifier.verify if self.verifier else None
-            judge = self._judge or make_judge(cfg.judge.name, verify=verify, options=cfg.judge.options,
-                                              store=self.store)
+            judge = self._judge or self._make_judge(cfg.judge.name, cfg.judge.options, verify)
             self.judge = judge
+            if self._eval_judge is not None or cfg.eval_judge.name:
+                self.eval_judge = self._eval_judge or self._make_judge(cfg.eval_judge.name, cfg.eval_judge.options,
+                                                                       verify)
             rubric_version = self.store.rubrics.save(self.rubric.name, self.rubric.to_dict())
             assert rubric_version == self.rubric.version, "store and engine must hash rubrics the same way"
             train_id = self.store.datasets.import_prompts(f"{cfg.name}-train", [p.to_dict() for p in train],
@@ -133,19 +242,30 @@ class RLAIFPipeline:
             eval_id = self.store.datasets.import_prompts(f"{cfg.name}-eval", [p.to_dict() for p in eval], cfg.data.eval)
             base_path = str(cfg.resolve(cfg.policy.path))
             base_hash = model_hash(base_path)
-            self.run_id = run_id = "run-" + _short(cfg.config_hash(), train_id, eval_id, rubric_version,
-                                                   judge.judge_id, base_hash, time.time_ns())
-            self.store.runs.create(run_id, cfg.name, cfg.to_dict(), cfg.config_hash(), judge.judge_id,
-                                   rubric_version, train_id, eval_id)
+            if self.run_id is None:
+                self.run_id = "run-" + _short(cfg.config_hash(), train_id, eval_id, rubric_version, judge.judge_id,
+                                              base_hash, time.time_ns())
+                self.store.runs.create(self.run_id, name or cfg.name, cfg.to_record(), cfg.config_hash(),
+                                       judge.judge_id, rubric_version, train_id, eval_id)
+            else:
+                self.store.runs.set_status(self.run_id, "running")
+            run_id = self.run_id
             self.context = dict(config_hash=cfg.config_hash(), train_dataset_id=train_id, eval_dataset_id=eval_id,
-                                rubric_version=rubric_version, judge=judge.describe(), base_model_hash=base_hash)
-            # the calibration gate runs before any training: a judge that disagrees with people trains nothing
-            self.calibration = run_calibration_gate(self.store, cfg.calibration, judge, self.rubric,
-                                                    resolve=cfg.resolve, seed=cfg.seed)
-            self.context["calibration_gate"] = (self.calibration.to_dict() if self.calibration is not None
-                                                else {"decision": "not_configured"})
+                                rubric_version=rubric_version, judge=judge.describe(),
+                                eval_judge=self.eval_judge.describe() if self.eval_judge else None,
+                                base_model_hash=base_hash)
             try:
-                yield from self._iterations(train, eval, base_path, base_hash, verify, judge)
+                if cfg.calibration.anchor_set:
+                    self.anchor_set_id = resolve_anchor_set(self.store, cfg.calibration.anchor_set, cfg.resolve,
+                                                            cfg.calibration.holdout_fraction)
+                # the calibration gate runs before any training: a judge that disagrees with people trains nothing
+                self._emit("calibrate", 0, 1, 0)
+                self.calibration = run_calibration_gate(self.store, cfg.calibration, judge, self.rubric,
+                                                        resolve=cfg.resolve, seed=cfg.seed)
+                self.context["calibration_gate"] = (self.calibration.to_dict() if self.calibration is not None
+                                                    else {"decision": "not_configured"})
+                state = state_for(base_path, base_hash)
+                yield from self._iterations(train, eval, state, verify, judge, only_one)
             except RunCancelled:
                 self.store.runs.set_status(run_id, "cancelled")
                 raise
@@ -156,81 +276,137 @@ class RLAIFPipeline:
                 self.store.runs.set_status(run_id, "failed", error=f"{type(err).__name__}: {err}")
                 raise
 
-    def _iterations(self, train, eval, base_path, base_hash, verify, judge) -> Iterator[IterationResult]:
+    def _stored_outputs(self, run_id: str, iteration: int) -> dict[str, str]:
+        return {pid: row["output"] for pid, row in self.store.eval_outputs.for_iteration(run_id, iteration).items()}
+
+    def _resume_state(self, base_path: str, base_hash: str) -> LoopState:
+        bodies = sorted((m["body"] for m in self.store.manifests.for_run(self.run_id)), key=lambda b: b["iteration"])
+        if not bodies:
+            state = LoopState(0, base_path, base_hash)
+        else:
+            last = bodies[-1]
+            if last["gate"]["regressed"] or last["iteration"] >= self.cfg.loop.iterations:
+                raise NothingToResume(f"run {self.run_id} already finished at iteration {last['iteration']}")
+            state = LoopState(last["iteration"] + 1, last["model_path"], last["model_hash"])
+            for body in bodies:
+                state.history.append((body["iteration"], body["gate"]["value"]))
+                state.parents.append(body["manifest_id"])
+                state.metrics[body["iteration"]] = body["metrics"]
+            for k in {0, last["iteration"]}:
+                state.outputs[k] = self._stored_outputs(self.run_id, k)
+            if model_hash(state.model_path) != state.model_hash:
+                raise RuntimeError(f"checkpoint {state.model_path} no longer matches its manifest's model hash")
+        self.store.purge_iteration(self.run_id, state.start)
+        return state
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise RunCancelled("run cancelled")
+
+    def _emit(self, stage: str, step: int, total: int, iteration: int, message: str = "") -> None:
+        self.progress(ProgressEvent(stage, step, total, iteration, message))
+        _maybe_crash(stage, iteration, step)
+
+    # -----------------------------------------------------------------------------------------------------------------
+    # the loop
+
+    def _iterations(self, train, eval, state: LoopState, verify, judge, only_one: bool) -> Iterator[IterationResult]:
         cfg, run_id = self.cfg, self.run_id
-        out_root = Path(cfg.output_dir) / run_id
-        history: list[tuple[int, float]] = []
-        parents: list[str] = []
-        model_path, current_hash = base_path, base_hash
-
-        for iteration in range(0, cfg.loop.iterations + 1):
+        last = state.start if only_one else cfg.loop.iterations
+        for iteration in range(state.start, last + 1):
             self._check_cancel()
-            self.store.iterations.start(run_id, iteration)
-            start_hash = current_hash
-            timings: dict[str, float] = {}
-            kept_rows: list[dict[str, Any]] = []
-            dropped: dict[str, int] = {}
-            calls, train_loss, train_info = 0, None, None
-            if iteration > 0 and self.calibration is not None and not self.calibration.passed:
-                self.store.iterations.finish(run_id, iteration, status="calibration_blocked", model_path=model_path,
-                                             model_hash=current_hash, regressed=False,
-                                             gate_decision="calibration_blocked", pairs_kept=0, pairs_dropped=0)
-                self.store.runs.set_status(run_id, "stopped", error=f"calibration gate: {self.calibration.reason}")
+            result = self._run_iteration(iteration, state, train, eval, verify, judge)
+            if result is None:
                 return
-            if iteration > 0:
-                kept_rows, dropped, calls = self._make_pairs(iteration, train, model_path, verify, judge, timings)
-                if not kept_rows:
-                    self.store.iterations.finish(run_id, iteration, status="no_pairs", model_path=model_path,
-                                                 model_hash=current_hash, regressed=False, gate_decision="no_pairs",
-                                                 pairs_kept=0, pairs_dropped=sum(dropped.values()))
-                    self.store.runs.set_status(run_id, "stopped", error="no preference pairs survived the filters")
-                    return
-                self._check_cancel()
-                t0 = time.perf_counter()
-                train_info = self._train(iteration, model_path, kept_rows, out_root)
-                timings["train"] = time.perf_counter() - t0
-                if train_info.cancelled:
-                    raise RunCancelled("run cancelled during training")
-                model_path, current_hash, train_loss = train_info.model_path, train_info.model_hash, train_info.train_loss
-
-            t0 = time.perf_counter()
-            result = self._evaluate(iteration, model_path, eval, verify)
-            timings["eval"] = time.perf_counter() - t0
-            self.store.evals.add_many(result.to_store_rows(run_id, iteration))
-            value = result.metric(cfg.loop.primary_metric, cfg.loop.gate_cohort)
-            gate = regression_gate(history, iteration, value, cfg.loop.regression_tolerance)
-            history.append((iteration, value))
-            self._emit("gate", 1, 1, iteration, gate.decision)
-
-            manifest = build_manifest(
-                kind="baseline" if iteration == 0 else "iteration",
-                run_id=run_id, iteration=iteration, parents=list(parents), **self.context,
-                dataset_hash=pairs_hash(kept_rows) if kept_rows else None,
-                pairs={"kept": len(kept_rows), "dropped": dropped},
-                model_hash=current_hash, parent_model_hash=start_hash if iteration > 0 else None,
-                model_path=model_path,
-                metrics=result.summary(), primary_metric=cfg.loop.primary_metric, gate=gate.to_dict(),
-                judge_calls=calls, judge_stats=judge_stats(self.judge), train_loss=train_loss, train_steps=train_info.steps if train_info else 0,
-                seeds={"base": cfg.seed, "training": cfg.seed + iteration,
-                       "sampling": "sha256(base:iteration:sample_index:batch_index)[:8]"},
-                config=cfg.to_dict(),
-            )
-            self.store.iterations.finish(run_id, iteration, status="regressed" if gate.regressed else "completed",
-                                         model_path=model_path, model_hash=current_hash, regressed=gate.regressed,
-                                         gate_decision=gate.decision, pairs_kept=len(kept_rows),
-                                         pairs_dropped=sum(dropped.values()))
-            best_iteration, _ = recommend_best(history)
-            self.store.runs.set_recommended(run_id, best_iteration)
-            # written last: a manifest's existence means the iteration completed
-            write_manifest_file(manifest, out_root / "manifests")
-            self.store.manifests.write(manifest["manifest_id"], run_id, iteration, manifest)
-            parents.append(manifest["manifest_id"])
-            yield IterationResult(iteration, len(kept_rows), dropped, result, gate, manifest, model_path, calls,
-                                  train_loss, timings)
-            if gate.regressed:
+            yield result
+            if result.gate.regressed:
                 self.store.runs.set_status(run_id, "stopped", error=None)
                 return
         self.store.runs.set_status(run_id, "completed")
+
+    def _run_iteration(self, iteration: int, state: LoopState, train, eval, verify, judge) -> IterationResult | None:
+        cfg, run_id = self.cfg, self.run_id
+        out_root = Path(cfg.output_dir) / run_id
+        self.store.iterations.start(run_id, iteration)
+        start_hash = state.model_hash
+        timings: dict[str, float] = {}
+        kept_rows: list[dict[str, Any]] = []
+        dropped: dict[str, int] = {}
+        calls, train_loss, train_info, blended = 0, None, None, 0
+        if iteration > 0 and self.calibration is not None and not self.calibration.passed:
+            self._finish_early(iteration, state, "calibration_blocked", f"calibration gate: {self.calibration.reason}")
+            return None
+        if iteration > 0:
+            kept_rows, dropped, calls = self._make_pairs(iteration, train, state.model_path, verify, judge, timings)
+            rlaif_rows = len(kept_rows)
+            kept_rows += self._blend(iteration, rlaif_rows)
+            blended = len(kept_rows) - rlaif_rows
+            if not rlaif_rows:
+                self._finish_early(iteration, state, "no_pairs", "no preference pairs survived the filters",
+                                   dropped=sum(dropped.values()))
+                return None
+            self._check_cancel()
+            t0 = time.perf_counter()
+            train_info = self._train(iteration, state.model_path, kept_rows, out_root)
+            timings["train"] = time.perf_counter() - t0
+            if train_info.cancelled:
+                raise RunCancelled("run cancelled during training")
+            state.model_path, state.model_hash, train_loss = (train_info.model_path, train_info.model_hash,
+                                                              train_info.train_loss)
+
+        t0 = time.perf_counter()
+        result, anchor_outputs = self._evaluate(iteration, state.model_path, eval, verify)
+        timings["eval"] = time.perf_counter() - t0
+        state.outputs[iteration] = {r["prompt_id"]: r["output"] for r in result.rows}
+        monitoring = self._monitor(iteration, state, eval, judge, anchor_outputs)
+        for metric, value in monitoring.get("metrics", {}).items():
+            result.metrics["all"][metric] = value
+        self.store.evals.add_many(result.to_store_rows(run_id, iteration))
+        self.store.eval_outputs.add_many([{"run_id": run_id, "iteration": iteration, "prompt_id": r["prompt_id"],
+                                           "cohort": r["cohort"], "output": r["output"], "n_tokens": r["n_tokens"],
+                                           "checks": r.get("checks")} for r in result.rows])
+        value = result.metric(cfg.loop.primary_metric, cfg.loop.gate_cohort)
+        gate = regression_gate(state.history, iteration, value, cfg.loop.regression_tolerance)
+        state.history.append((iteration, value))
+        self._emit("gate", 1, 1, iteration, gate.decision)
+
+        metrics = result.summary()
+        manifest = build_manifest(
+            kind="baseline" if iteration == 0 else "iteration",
+            run_id=run_id, iteration=iteration, parents=list(state.parents), **self.context,
+            dataset_hash=pairs_hash(kept_rows) if kept_rows else None,
+            pairs={"kept": len(kept_rows), "dropped": dropped, "blended": blended,
+                   "sources": _count_sources(kept_rows)},
+            model_hash=state.model_hash, parent_model_hash=start_hash if iteration > 0 else None,
+            model_path=state.model_path,
+            metrics=metrics, deltas=_deltas(metrics, state.metrics, iteration),
+            monitoring={k: v for k, v in monitoring.items() if k != "metrics"},
+            primary_metric=cfg.loop.primary_metric, gate_cohort=cfg.loop.gate_cohort, gate=gate.to_dict(),
+            judge_calls=calls, judge_stats=judge_stats(judge), train_loss=train_loss,
+            train_steps=train_info.steps if train_info else 0,
+            seeds={"base": cfg.seed, "training": cfg.seed + iteration,
+                   "sampling": "sha256(base:iteration:sample_index:batch_index)[:8]"},
+            config=cfg.to_dict(), config_base_dir=str(Path(cfg.base_dir).resolve()),
+        )
+        state.metrics[iteration] = metrics
+        self.store.iterations.finish(run_id, iteration, status="regressed" if gate.regressed else "completed",
+                                     model_path=state.model_path, model_hash=state.model_hash,
+                                     regressed=gate.regressed, gate_decision=gate.decision,
+                                     pairs_kept=len(kept_rows), pairs_dropped=sum(dropped.values()))
+        best_iteration, _ = recommend_best(state.history)
+        self.store.runs.set_recommended(run_id, best_iteration)
+        # written last: a manifest's existence means the iteration completed
+        write_manifest_file(manifest, out_root / "manifests")
+        self.store.manifests.write(manifest["manifest_id"], run_id, iteration, manifest)
+        state.parents.append(manifest["manifest_id"])
+        return IterationResult(iteration, len(kept_rows), dropped, result, gate, manifest, state.model_path, calls,
+                               train_loss, timings, monitoring, blended)
+
+    def _finish_early(self, iteration: int, state: LoopState, status: str, reason: str, dropped: int = 0) -> None:
+        self.store.iterations.finish(self.run_id, iteration, status=status, model_path=state.model_path,
+                                     model_hash=state.model_hash, regressed=False, gate_decision=status,
+                                     pairs_kept=0, pairs_dropped=dropped)
+        self.store.runs.set_status(self.run_id, "stopped", error=reason)
 
     # -----------------------------------------------------------------------------------------------------------------
     # stages
@@ -239,8 +415,7 @@ class RLAIFPipeline:
                     timings: dict[str, float]) -> tuple[list[dict[str, Any]], dict[str, int], int]:
         cfg, run_id = self.cfg, self.run_id
         t0 = time.perf_counter()
-        policy = load_policy(model_path, device=cfg.policy.device, prompt_template=cfg.policy.prompt_template,
-                             gguf_file=cfg.policy.gguf_file)
+        policy = self._load_policy(model_path)
         samples = sample_candidates(
             policy, [p.prompt for p in train], n=cfg.sampling.candidates_per_prompt,
             temperatures=cfg.sampling.temperatures, seed=cfg.seed, iteration=iteration,
@@ -249,6 +424,7 @@ class RLAIFPipeline:
         timings["sample"] = time.perf_counter() - t0
         prefix = policy.completion_prefix
         rendered = [policy.render(p.prompt) for p in train]
+        self._rendering = (policy.prompt_template, prefix)
         del policy
 
         # verify: hard checks on every candidate, once per distinct text
@@ -286,7 +462,7 @@ class RLAIFPipeline:
         t0 = time.perf_counter()
         tasks = [RankingTask(p.prompt, [s.text for s in group], p.reference, p.id) for p, group in zip(train, samples)]
         rankings = rank_candidates(
-            judge, tasks, self.rubric, self.cfg.judge.ranking, confirm=True, chunk=256,
+            judge, tasks, self.rubric, cfg.judge.ranking, confirm=True, chunk=JUDGE_CHUNK,
             on_round=lambda d, t: (self._check_cancel(), self._emit("judge", d, t, iteration)))
         judgement_rows = []
         for p, task, ranking in zip(train, tasks, rankings):
@@ -312,9 +488,9 @@ class RLAIFPipeline:
         for k, (p, group) in enumerate(zip(train, samples)):
             texts = [s.text for s in group]
             ranking = rankings[k]
-            d: PairDecision = decide_pair(texts, ranking.matches, self.cfg.pairs, self.rubric, checks[k],
+            d: PairDecision = decide_pair(texts, ranking.matches, cfg.pairs, self.rubric, checks[k],
                                           ranked=(ranking.chosen, ranking.rejected)
-                                          if self.cfg.judge.ranking != "round_robin" else None)
+                                          if cfg.judge.ranking != "round_robin" else None)
             row = {
                 "pair_id": _short(run_id, iteration, p.id, "pair"), "run_id": run_id, "iteration": iteration,
                 "prompt_id": p.id, "prompt": rendered[k],
@@ -335,6 +511,34 @@ class RLAIFPipeline:
         self._emit("pairs", len(kept), len(train), iteration, f"{len(kept)} kept, {sum(dropped.values())} dropped")
         return kept, dropped, calls
 
+    def _blend(self, iteration: int, n_rlaif: int) -> list[dict[str, Any]]:
+        """Labelled anchor pairs mixed into this iteration's DPO data (training.human_blend), stored as pairs."""
+        fraction = self.cfg.training.human_blend
+        if fraction <= 0 or not self.anchor_set_id or n_rlaif == 0:
+            return []
+        template, prefix = self._rendering  # exactly as the RLAIF pairs of this iteration were rendered
+
+        def render(prompt: str) -> str:
+            text = template.format(prompt=prompt)
+            return text.rstrip() if prefix else text
+
+        rows = blend_rows(self.store, self.anchor_set_id, self.cfg.calibration.annotators, fraction=fraction,
+                          n_rlaif=n_rlaif, seed=self.cfg.seed + iteration, render=render, prefix=prefix)
+        stored = [{"pair_id": _short(self.run_id, iteration, r["anchor_item_id"], "anchor"), "run_id": self.run_id,
+                   "iteration": iteration, "prompt_id": r["anchor_item_id"], "prompt": r["prompt"],
+                   "chosen": r["chosen"], "rejected": r["rejected"], "kept": True, "drop_reason": None,
+                   "source": r["source"], "rubric_version": self.rubric.version, "judge_id": None,
+                   "confidence": 1.0} for r in rows]
+        if stored:
+            self.store.pairs.add_many(stored)
+        return stored
+
+    def _load_policy(self, model_path: str):
+        cfg = self.cfg
+        gguf = cfg.policy.gguf_file if model_path == str(cfg.resolve(cfg.policy.path)) else None
+        return load_policy(model_path, device=cfg.policy.device, prompt_template=cfg.policy.prompt_template,
+                           gguf_file=gguf)
+
     def _train(self, iteration: int, model_path: str, rows: list[dict[str, Any]], out_root: Path):
         from rlaif.training import train_dpo
 
@@ -342,11 +546,89 @@ class RLAIFPipeline:
                          seed=self.cfg.seed + iteration, device=self.cfg.policy.device,
                          on_step=lambda s, t: self._emit("train", s, t, iteration), cancel=self.cancel)
 
-    def _evaluate(self, iteration: int, model_path: str, eval: Sequence[PromptRecord], verify) -> EvalResult:
+    def _anchor_items(self) -> list[dict[str, Any]]:
+        if not self.anchor_set_id or not self.cfg.monitoring.anchor_win_rate:
+            return []
+        from rlaif.anchors.labelling import resolved_labels
+
+        labels = resolved_labels(self.store, self.anchor_set_id, annotators=self.cfg.calibration.annotators,
+                                 split="all")
+        items = []
+        for item in self.store.anchors.items(self.anchor_set_id, split="all"):
+            label = labels.get(item["item_id"])
+            if label is not None and label.label in ("A", "B"):
+                preferred = item["response_a"] if label.label == "A" else item["response_b"]
+                items.append({**item, "preferred": preferred})
+        return items[: self.cfg.monitoring.anchor_max_items]
+
+    def _evaluate(self, iteration: int, model_path: str, eval: Sequence[PromptRecord], verify):
         cfg = self.cfg
-        policy = load_policy(model_path, device=cfg.policy.device, prompt_template=cfg.policy.prompt_template,
-                             gguf_file=cfg.policy.gguf_file)
+        policy = self._load_policy(model_path)
         outputs = greedy(policy, [p.prompt for p in eval], batch_size=cfg.eval.batch_size,
                          max_new_tokens=cfg.policy.max_new_tokens,
                          on_batch=lambda d, t: self._emit("eval", d, t, iteration))
-        return evaluate_outputs(outputs, eval, verify=verify, rubric=self.rubric)
+        anchors = self._anchor_items()
+        anchor_outputs = []
+        if anchors:
+            texts = greedy(policy, [a["prompt"] for a in anchors], batch_size=cfg.eval.batch_size,
+                           max_new_tokens=cfg.policy.max_new_tokens)
+            anchor_outputs = [(a, text) for a, (text, _) in zip(anchors, texts)]
+        return evaluate_outputs(outputs, eval, verify=verify, rubric=self.rubric), anchor_outputs
+
+    def _monitor(self, iteration: int, state: LoopState, eval: Sequence[PromptRecord], judge: Judge,
+                 anchor_outputs) -> dict[str, Any]:
+        """Anchor win rate, and the eval judge's win rates vs the previous iteration and the base (with the
+        training judge's disagreement on the same comparisons)."""
+        out: dict[str, Any] = {"metrics": {}}
+        scorer = self.eval_judge or judge
+        if anchor_outputs:
+            comps = [Comparison(a["prompt"], text, a["preferred"], a.get("reference"), a["item_id"])
+                     for a, text in anchor_outputs]
+            wr = win_rate([v.winner for v in scorer.compare(comps, self.rubric)], seed=self.cfg.seed)
+            out["anchor_win_rate"] = {**wr, "judge": scorer.judge_id}
+            if wr["win_rate"] is not None:
+                out["metrics"]["anchor_win_rate"] = wr["win_rate"]
+        if self.eval_judge is None or iteration == 0:
+            return out
+        prompts = list(eval)[: self.cfg.eval_judge.max_prompts] if self.cfg.eval_judge.max_prompts else list(eval)
+        current = state.outputs[iteration]
+        for label, other in (("previous", iteration - 1), ("base", 0)):
+            if label == "base" and iteration == 1:
+                out["eval_vs_base"] = out["eval_vs_previous"]
+                out["metrics"]["eval_win_rate_vs_base"] = out["metrics"].get("eval_win_rate_vs_previous")
+                continue
+            before = state.outputs.get(other) or self._stored_outputs(self.run_id, other)
+            comps = [Comparison(p.prompt, current[p.id], before[p.id], p.reference, p.id)
+                     for p in prompts if p.id in current and p.id in before]
+            verdicts = [v.winner for v in self.eval_judge.compare(comps, self.rubric)]
+            wr = win_rate(verdicts, seed=self.cfg.seed)
+            out[f"eval_vs_{label}"] = {**wr, "judge": self.eval_judge.judge_id}
+            if wr["win_rate"] is not None:
+                out["metrics"][f"eval_win_rate_vs_{label}"] = wr["win_rate"]
+            if label == "previous":
+                training = [v.winner for v in judge.compare(comps, self.rubric)]
+                rate = disagreement_rate(verdicts, training)
+                out["judge_disagreement_rate"] = rate
+                if rate is not None:
+                    out["metrics"]["judge_disagreement_rate"] = rate
+        out["metrics"] = {k: v for k, v in out["metrics"].items() if v is not None}
+        return out
+
+
+def _count_sources(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.get("source") or "rlaif"] = counts.get(r.get("source") or "rlaif", 0) + 1
+    return counts
+
+
+def _deltas(metrics: dict[str, dict[str, float]], earlier: dict[int, dict[str, dict[str, float]]],
+            iteration: int) -> dict[str, Any]:
+    """Per cohort and metric: change against the previous iteration and against the base (iteration 0)."""
+    out: dict[str, Any] = {}
+    for label, k in (("vs_previous", iteration - 1), ("vs_base", 0)):
+        if iteration == 0 or k not in earlier:
+            continue
+        out[label] = {c: {m: v - earlier[k][c][m] for m, v in ms.items() if m in earlier[k].get(c, {})}
+                      for c, ms in metrics.items()}
+    return out

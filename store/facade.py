@@ -22,6 +22,7 @@ from store.approvals import ApprovalsRepository
 from store.candidates import CandidatesRepository
 from store.datasets import DatasetsRepository
 from store.db import Database
+from store.eval_outputs import EvalOutputsRepository
 from store.evals import EvalsRepository
 from store.iterations import IterationsRepository
 from store.jobs import JobsRepository
@@ -55,6 +56,18 @@ class Store:
         self.approvals = ApprovalsRepository(self.db)
         self.anchors = AnchorsRepository(self.db)
         self.labels = LabelsRepository(self.db)
+        self.eval_outputs = EvalOutputsRepository(self.db)
+
+    ITERATION_TABLES = ("candidates", "judgements", "pairs", "evals", "eval_outputs", "iterations")
+
+    def purge_iteration(self, run_id: str, iteration: int) -> None:
+        """Delete what an unfinished iteration left behind (in one transaction), so a resume redoes it cleanly.
+
+        Judge verdicts are not lost: they live in the judge cache, which a resumed iteration reads back.
+        """
+        with self.transaction() as cur:
+            for table in self.ITERATION_TABLES:
+                cur.execute(f"DELETE FROM {table} WHERE run_id = ? AND iteration = ?", [run_id, iteration])
 
     @property
     def schema_version(self) -> int:

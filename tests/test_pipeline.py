@@ -95,7 +95,8 @@ class ScriptedMetrics(RLAIFPipeline):
 
     def _evaluate(self, iteration, model_path, eval, verify):
         acc = self.accuracies[iteration]
-        return EvalResult({"all": {"execution_accuracy": acc, "exact_match": acc, "mean_length": 5.0}}, {"all": 6})
+        result = EvalResult({"all": {"execution_accuracy": acc, "exact_match": acc, "mean_length": 5.0}}, {"all": 6})
+        return result, []  # (held-out result, anchor outputs)
 
 
 def test_regression_gate_stops_the_loop_and_recommends_best(tiny, tmp_path):
