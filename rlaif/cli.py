@@ -63,8 +63,31 @@ def print_iteration(it, primary: str) -> None:
     g = it.gate
     print(f"   gate: {g.decision} ({primary} {g.value:.3f}; best {g.best_value:.3f} at iteration {g.best_iteration}; "
           f"tolerance {g.tolerance})")
+    mon = it.monitoring or {}
+    extra = []
+    if it.blended:
+        extra.append(f"blended anchor pairs {it.blended} ({it.manifest['pairs'].get('sources')})")
+    if mon.get("anchor_win_rate"):
+        extra.append("anchor win rate " + _rate(mon["anchor_win_rate"]))
+    for label in ("previous", "base"):
+        if mon.get(f"eval_vs_{label}"):
+            extra.append(f"eval judge win rate vs {label} " + _rate(mon[f"eval_vs_{label}"]))
+    if mon.get("judge_disagreement_rate") is not None:
+        extra.append(f"training/eval judge disagreement {mon['judge_disagreement_rate']:.3f}")
+    if extra:
+        print("   monitoring: " + "; ".join(extra))
+    deltas = (it.manifest.get("deltas") or {}).get("vs_base")
+    if deltas:
+        print(f"   {primary} vs base: " + ", ".join(f"{c} {v[primary]:+.3f}" for c, v in deltas.items()
+                                                     if primary in v))
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in it.timings.items())
     print(f"   manifest {it.manifest['manifest_id']}  ({timing})")
+
+
+def _rate(wr: dict) -> str:
+    if wr.get("win_rate") is None:
+        return "-"
+    return f"{wr['win_rate']:.3f} [{wr['ci_low']:.3f}, {wr['ci_high']:.3f}] (n {wr['n']})"
 
 
 def print_calibration(gate: dict) -> None:
@@ -83,7 +106,6 @@ def cmd_run(args) -> int:
     from rlaif.config import load_config
     from rlaif.datasets import load_prompts
     from rlaif.judges.pricing import estimate_judge_cost
-    from rlaif.judges.registry import judge_stats
     from rlaif.pipeline import RLAIFPipeline
     from store import Store
 
@@ -101,7 +123,7 @@ def cmd_run(args) -> int:
         cfg.data.max_train_prompts = args.max_train_prompts
     train_path = Path(args.dataset) if args.dataset else cfg.resolve(cfg.data.train)
     eval_path = Path(args.eval_dataset) if args.eval_dataset else cfg.resolve(cfg.data.eval)
-    cfg.data.train, cfg.data.eval = str(train_path), str(eval_path)
+    cfg.data.train, cfg.data.eval = str(Path(train_path).resolve()), str(Path(eval_path).resolve())
     train, evals = load_prompts(train_path), load_prompts(eval_path)
     bars = _Bars(enabled=not args.no_progress)
     primary = cfg.loop.primary_metric
@@ -114,29 +136,68 @@ def cmd_run(args) -> int:
     print(f"judge cost estimate for at most {comparisons} comparisons: {note}")
     with Store(args.store) as store:
         pipeline = RLAIFPipeline(cfg, store=store, progress=bars)
-        results = []
-        try:
-            for it in pipeline.run(train, evals):
-                bars.close()
-                if it.iteration == 0:
-                    print_calibration(pipeline.context.get("calibration_gate", {}))
-                print_iteration(it, primary)
-                results.append(it)
-        finally:
-            bars.close()
-        run = store.runs.get(pipeline.run_id)
-        stats = judge_stats(pipeline.judge) if getattr(pipeline, "judge", None) is not None else {}
-    base = results[0].eval_result.metric(primary) if results else None
+        return _drive(pipeline, pipeline.run(train, evals), store, primary, bars)
+
+
+def _print_results(pipeline, store, results, primary: str) -> None:
+    run = store.runs.get(pipeline.run_id)
+    base = results[0].eval_result.metric(primary) if results and results[0].iteration == 0 else None
     reason = f" ({run['error']})" if run.get("error") else ""
     print(f"\nrun {pipeline.run_id}: {run['status']}{reason}; recommended iteration {run['recommended_iteration']}")
-    for name, counters in stats.items():
+    for name, counters in judge_stats_of(pipeline).items():
         print(f"judge {name}: " + ", ".join(f"{key} {_fmt(v)}" for key, v in counters.items()))
     if results:
         print(f"{primary} per iteration: " + "  ".join(f"{r.iteration}:{r.eval_result.metric(primary):.3f}"
                                                       for r in results))
+    if base is not None:
         best = max(r.eval_result.metric(primary) for r in results)
         print(f"best {best:.3f} vs baseline {base:.3f} ({(best - base) * 100:+.1f} points)")
+
+
+def judge_stats_of(pipeline) -> dict:
+    from rlaif.judges.registry import judge_stats
+
+    return judge_stats(pipeline.judge) if getattr(pipeline, "judge", None) is not None else {}
+
+
+def _drive(pipeline, iterator, store, primary: str, bars) -> int:
+    """Print each iteration as it finishes, then the run's summary."""
+    results = []
+    try:
+        for it in iterator:
+            bars.close()
+            if not results:
+                print_calibration(pipeline.context.get("calibration_gate", {}))
+            print_iteration(it, primary)
+            results.append(it)
+    finally:
+        bars.close()
+    _print_results(pipeline, store, results, primary)
     return 0
+
+
+def cmd_resume(args) -> int:
+    from rlaif.pipeline import NothingToResume, RLAIFPipeline
+    from store import Store
+
+    with Store(args.store) as store:
+        try:
+            pipeline = RLAIFPipeline.for_run(store, args.run_id, progress=_Bars(enabled=not args.no_progress))
+            print(f"resuming {args.run_id} ({store.runs.get(args.run_id)['status']})")
+            return _drive(pipeline, pipeline.resume(), store, pipeline.cfg.loop.primary_metric, pipeline.progress)
+        except NothingToResume as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+
+def cmd_reproduce(args) -> int:
+    from rlaif.reproduce import reproduce_manifest
+    from store import Store
+
+    with Store(args.store) as store:
+        report = reproduce_manifest(args.manifest, store, output_dir=args.output_dir)
+    print(report.render())
+    return 0 if report.matches else 1
 
 
 def cmd_runs(args) -> int:
@@ -178,6 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=50)
     runs.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
     runs.set_defaults(func=cmd_runs)
+
+    resume = sub.add_parser("resume", help="continue a crashed or cancelled run after its last finished iteration")
+    resume.add_argument("run_id")
+    resume.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
+    resume.add_argument("--no-progress", action="store_true", help="no progress bars")
+    resume.set_defaults(func=cmd_resume)
+
+    repro = sub.add_parser("reproduce", help="re-run an iteration from its manifest and compare field by field")
+    repro.add_argument("manifest", help="a manifest JSON file (runs/<run>/manifests/...)")
+    repro.add_argument("--output-dir", help="where the reproduction's checkpoint goes (default: the config's)")
+    repro.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
+    repro.set_defaults(func=cmd_reproduce)
 
     from rlaif.cli_anchors import add_commands
 

@@ -125,10 +125,14 @@ class JudgeConfig:
         "How N candidates are ranked: round_robin (every pair, Copeland scores) or knockout (fewer calls: a "
         "tournament for the best, one among the losers for the worst, plus the deciding best-vs-worst match).",
         "round_robin")
+    batch_size: int = _help(
+        "Comparisons sent to the judge per batch. Verdicts reach the judge cache after each batch, so a crash loses "
+        "at most one batch of in-flight calls; API judges run a batch concurrently.", 64)
 
     def __post_init__(self):
         _check(bool(self.name), "judge.name", "must not be empty")
         _check(self.ranking in RANKINGS, "judge.ranking", f"must be one of {RANKINGS}, got {self.ranking!r}")
+        _check(self.batch_size > 0, "judge.batch_size", f"must be > 0, got {self.batch_size}")
         for key in _walk_keys(self.options):
             secretish = "key" in key.lower() or "secret" in key.lower() or key.lower() in ("token", "password")
             _check(not secretish or key.lower().endswith("_env"), f"judge.options.{key}",

@@ -8,7 +8,6 @@ file is parsed and validated first; an error names the file and the line; only a
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -92,6 +91,6 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[PromptRecor
 
 def dataset_hash(records: list[PromptRecord] | list[dict[str, Any]]) -> str:
     """Content hash of a record list: the same prompts in the same order give the same id everywhere."""
-    rows = [r.to_dict() if isinstance(r, PromptRecord) else r for r in records]
-    blob = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    from store.content_hash import content_hash
+
+    return content_hash([r.to_dict() if isinstance(r, PromptRecord) else r for r in records])

@@ -43,7 +43,6 @@ from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
 FAULT_ENV = "RLAIF_FAULT_AT"
 EXPENSIVE_JUDGES = ("anthropic", "openai", "local", "ensemble", "tiered")
-JUDGE_CHUNK = 64  # verdicts reach the judge cache after every chunk: a crash loses at most one chunk in flight
 
 
 class RunCancelled(Exception):
@@ -462,7 +461,7 @@ class RLAIFPipeline:
         t0 = time.perf_counter()
         tasks = [RankingTask(p.prompt, [s.text for s in group], p.reference, p.id) for p, group in zip(train, samples)]
         rankings = rank_candidates(
-            judge, tasks, self.rubric, cfg.judge.ranking, confirm=True, chunk=JUDGE_CHUNK,
+            judge, tasks, self.rubric, cfg.judge.ranking, confirm=True, chunk=cfg.judge.batch_size,
             on_round=lambda d, t: (self._check_cancel(), self._emit("judge", d, t, iteration)))
         judgement_rows = []
         for p, task, ranking in zip(train, tasks, rankings):
