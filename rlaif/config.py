@@ -96,19 +96,40 @@ class SamplingConfig:
         _check(self.batch_size > 0, "sampling.batch_size", f"must be > 0, got {self.batch_size}")
 
 
+VERIFIER_KINDS = ("none", "sql", "json_schema", "regex", "python_tests")
+
+
 @dataclass
 class VerifierConfig:
-    kind: str = _help("Which hard checks run on every candidate: sql or none.", "none")
+    kind: str = _help("Hard checks on every candidate: none, sql, json_schema, regex or python_tests.", "none")
     warehouse: str | None = _help("SQL file that defines the sandbox warehouse (kind=sql).", None)
-    allowed_relations: list[str] = _help("Glob patterns of relations candidate SQL may read.", factory=list)
-    timeout_s: float = _help("Per-query time limit in the sandbox.", 2.0)
+    allowed_relations: list[str] = _help("Glob patterns of relations candidate SQL may read (kind=sql).",
+                                         factory=list)
+    timeout_s: float = _help("Per-query time limit in the sandbox (kind=sql).", 2.0)
+    options: dict[str, Any] = _help(
+        "Settings of the verifier, e.g. python_tests {timeout_s: 10, memory_mb: 512}; json_schema "
+        "{schema_file: order.schema.json}; regex {pattern: '...', mode: search}.", factory=dict)
 
     def __post_init__(self):
-        _check(self.kind in ("sql", "none"), "verifier.kind", f"must be sql or none, got {self.kind!r}")
+        _check(self.kind in VERIFIER_KINDS, "verifier.kind",
+               f"must be one of {', '.join(VERIFIER_KINDS)}, got {self.kind!r}")
         if self.kind == "sql":
             _check(bool(self.warehouse), "verifier.warehouse", "is required when verifier.kind is sql")
             _check(bool(self.allowed_relations), "verifier.allowed_relations", "must list at least one pattern")
         _check(self.timeout_s > 0, "verifier.timeout_s", f"must be > 0, got {self.timeout_s}")
+        if self.kind != "none":
+            from rlaif.verifiers import VerifierOptionError, validate_options
+
+            try:
+                validate_options(self.kind, self.verifier_options())
+            except VerifierOptionError as err:
+                raise ConfigError(err.field_path, err.problem) from None
+
+    def verifier_options(self) -> dict[str, Any]:
+        if self.kind == "sql":
+            return {"warehouse": self.warehouse, "allowed_relations": list(self.allowed_relations),
+                    "timeout_s": self.timeout_s, **self.options}
+        return dict(self.options)
 
 
 RANKINGS = ("round_robin", "knockout")

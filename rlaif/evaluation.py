@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 from rlaif.datasets import PromptRecord
 from rlaif.monitoring import refusal_rate
+from rlaif.verifiers import task_success
 from rlaif.rubric import Rubric
 
 ALL = "all"
@@ -61,7 +62,8 @@ def evaluate_outputs(outputs: Sequence[tuple[str, int]], prompts: Sequence[Promp
         if verify is not None and p.reference is not None:
             checks = dict(verify(text, p.reference).criteria())
             row["checks"] = checks
-            row["execution_accuracy"] = bool(checks.get("sql_result_matches", False))
+            # the task's success criterion: SQL result match, unit tests passing, JSON equal to the reference, ...
+            row["execution_accuracy"] = bool(task_success(checks))
             row["verifier_pass_rate"] = all(checks.get(v, False) for v in hard) if hard else all(checks.values())
         rows.append(row)
 

@@ -206,14 +206,11 @@ class RLAIFPipeline:
 
     def _open_verifier(self, stack: ExitStack):
         vc = self.cfg.verifier
-        if vc.kind != "sql":
+        if vc.kind == "none":
             return None
-        from rlaif.sql_sandbox import SqlSandbox
-        from rlaif.sql_verifier import SqlVerifier
+        from rlaif.verifiers import open_verifier
 
-        sandbox = stack.enter_context(SqlSandbox(Path(self.cfg.resolve(vc.warehouse)),
-                                                 allowed_relations=list(vc.allowed_relations), timeout_s=vc.timeout_s))
-        return SqlVerifier(sandbox)
+        return stack.enter_context(open_verifier(vc.kind, vc.verifier_options(), base_dir=Path(self.cfg.base_dir)))
 
     def _make_judge(self, name: str, options: dict[str, Any], verify) -> Judge:
         # expensive judges are always cached: a resumed or reproduced iteration must not pay twice for a verdict

@@ -16,7 +16,8 @@ import yaml
 
 from store.content_hash import content_hash
 
-VERIFIERS = {"sql_executes", "sql_result_matches", "sql_allowlisted_views", "sql_format"}
+VERIFIERS = {"sql_executes", "sql_result_matches", "sql_allowlisted_views", "sql_format",  # rlaif.verifiers.CRITERIA
+             "json_parses", "json_schema_valid", "json_matches_reference", "regex_match", "py_compiles", "py_tests_pass"}
 
 
 class RubricError(ValueError):

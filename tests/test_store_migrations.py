@@ -68,13 +68,21 @@ EXPECTED_LATER_SCHEMA = {
                       "rubric_version": "VARCHAR", "annotators": "VARCHAR", "n": "INTEGER", "kappa": "DOUBLE",
                       "ci_low": "DOUBLE", "ci_high": "DOUBLE", "threshold": "DOUBLE", "passed": "BOOLEAN",
                       "override": "BOOLEAN", "override_reason": "VARCHAR", "body": "JSON", "created_at": "TIMESTAMP"},
+    # 004_approvals
+    "approvals": {"approval_id": "VARCHAR", "run_id": "VARCHAR", "iteration": "INTEGER", "filters": "JSON",
+                  "approved_by": "VARCHAR", "approved_at": "TIMESTAMP", "n_pairs": "INTEGER",
+                  "pairs_digest": "VARCHAR"},
+    # 006_eval_outputs
+    "eval_outputs": {"run_id": "VARCHAR", "iteration": "INTEGER", "prompt_id": "VARCHAR", "cohort": "VARCHAR",
+                     "output": "VARCHAR", "n_tokens": "INTEGER", "checks": "JSON"},
 }
 LATER_PRIMARY_KEYS = {"judge_cache": ["cache_key"],
                       # 003_anchors
                       "anchor_sets": ["anchor_set_id"], "anchor_items": ["item_id"], "anchor_labels": ["label_id"],
                       "adjudications": ["adjudication_id"],
                       "judge_anchor_verdicts": ["item_id", "judge_id", "rubric_version"],
-                      "kappa_reports": ["report_id"]}
+                      "kappa_reports": ["report_id"],
+                      "approvals": ["approval_id"], "eval_outputs": ["run_id", "iteration", "prompt_id"]}
 PRIMARY_KEYS = {
     "datasets": ["dataset_id"], "prompts": ["dataset_id", "prompt_id"], "rubrics": ["rubric_version"],
     "runs": ["run_id"], "iterations": ["run_id", "iteration"], "candidates": ["candidate_id"],
@@ -117,14 +125,15 @@ def test_migrating_twice_applies_nothing_new(tmp_path):
 def test_database_from_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / "wb.duckdb"
     Store(path).close()
-    conn = duckdb.connect(str(path))
-    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (5, 'from_the_future')")
-    conn.close()
     known = discover_migrations()[-1].version
+    conn = duckdb.connect(str(path))
+    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, 'from_the_future')", [known + 1])
+    conn.close()
     with pytest.raises(SchemaTooNewError) as info:
         Store(path)
     assert str(info.value) == (
-        f"database {path} was written by schema version 5; this code knows up to {known}; upgrade rlaif-workbench"
+        f"database {path} was written by schema version {known + 1}; this code knows up to {known}; "
+        "upgrade rlaif-workbench"
     )
     Store(tmp_path / "other.duckdb").close()  # the refused store released its file lock properly
     duckdb.connect(str(path)).close()

@@ -1,0 +1,79 @@
+"""`reproduce` re-runs an iteration from its manifest: a fresh iteration matches field by field; a tampered
+manifest, dataset or checkpoint is refused with a message naming what differs."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rlaif.cli import main
+from rlaif.datasets import load_prompts
+from rlaif.pipeline import RLAIFPipeline
+from rlaif.reproduce import reproduce_manifest
+from store import Store
+from tests.test_pipeline import SAMPLE, make_config, tiny  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def finished(tiny, tmp_path):
+    train = tmp_path / "train.jsonl"
+    shutil.copy(SAMPLE / "train.jsonl", train)
+    cfg = make_config(tiny, tmp_path, loop={"iterations": 1}, data={"train": str(train)})
+    store = Store(tmp_path / "s.duckdb")
+    pipe = RLAIFPipeline(cfg, store=store)
+    list(pipe.run(load_prompts(train), load_prompts(cfg.resolve(cfg.data.eval))))
+    manifests = sorted((tmp_path / "runs" / pipe.run_id / "manifests").glob("*.json"))
+    yield store, manifests, train, tmp_path
+    store.close()
+
+
+def test_fresh_iteration_reproduces_exactly(finished):
+    store, manifests, _, tmp_path = finished
+    for path in manifests:  # the baseline and the trained iteration
+        report = reproduce_manifest(path, store, output_dir=tmp_path / "repro")
+        assert report.matches, report.render()
+        fields = {c.field for c in report.checks}
+        assert {"dataset_hash", "model_hash", "metrics.all.execution_accuracy", "pairs.kept"} <= fields
+
+
+def test_tampered_manifest_names_the_field(finished):
+    store, manifests, _, tmp_path = finished
+    body = json.loads(manifests[1].read_text())
+    body["metrics"]["all"]["exact_match"] = 0.99
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(body))
+    report = reproduce_manifest(forged, store)
+    assert not report.matches and report.refused
+    assert any("'metrics.all.exact_match'" in problem for problem in report.refused), report.refused
+
+
+def test_changed_dataset_is_refused_naming_it(finished, capsys):
+    store, manifests, train, _ = finished
+    lines = train.read_text().splitlines()
+    row = json.loads(lines[0])
+    row["reference"] = row["reference"].replace("2024", "2023")
+    train.write_text("\n".join([json.dumps(row)] + lines[1:]) + "\n")
+    report = reproduce_manifest(manifests[1], store)
+    assert report.refused and any(problem.startswith(f"train dataset: file {train}") for problem in report.refused)
+    assert "REFUSED" in report.render()
+
+
+def test_changed_parent_checkpoint_is_refused(finished, tiny):
+    store, manifests, _, _ = finished
+    weights = Path(tiny) / "model.safetensors"
+    original = weights.read_bytes()
+    try:
+        weights.write_bytes(original[:-8] + b"\x00" * 8)
+        report = reproduce_manifest(manifests[0], store)
+        assert any(problem.startswith("parent model:") for problem in report.refused), report.refused
+    finally:
+        weights.write_bytes(original)
+
+
+def test_cli_exit_code_says_match(finished, capsys):
+    store, manifests, _, tmp_path = finished
+    path = str(store.path) if hasattr(store, "path") else None
+    store.close()
+    assert main(["--store", str(tmp_path / "s.duckdb"), "reproduce", str(manifests[0])]) == 0
+    assert "MATCH" in capsys.readouterr().out
