@@ -303,91 +303,42 @@ def build_policy(
 
 
 # --------------------------------------------------------------------------------------------------
-# Quick measurement used to tune the sample (plain in-memory DuckDB; the production verifier lives elsewhere).
+# Measurement used to tune the sample: the production sampler and the sandboxed SQL verifier, so the numbers are the
+# ones the loop will see.
 
 
-def generate(model, tokenizer, prompts: list[str], *, temperature: float = 0.0, seed: int = 0,
-             batch_size: int = 64, max_new_tokens: int = 64, prompt_template: str = PROMPT_TEMPLATE) -> list[str]:
-    """Batched generation with left padding; greedy when ``temperature == 0``. Returns the text up to eos."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    outs: list[str] = []
-    torch.manual_seed(seed)
-    for i in range(0, len(prompts), batch_size):
-        chunk = [prompt_template.format(prompt=p) for p in prompts[i : i + batch_size]]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-        kw = dict(do_sample=False) if temperature == 0 else dict(do_sample=True, temperature=temperature, top_k=0)
-        with torch.no_grad():
-            gen = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                **kw,
-            )
-        for row in gen[:, enc["input_ids"].shape[1] :]:
-            outs.append(tokenizer.decode(row, skip_special_tokens=True))
-    return outs
-
-
-def _norm_value(v):
-    from decimal import Decimal
-
-    if isinstance(v, (Decimal, float)):
-        return round(float(v), 4)
-    return v
-
-
-def result_of(con, sql: str):
-    """Rows of ``sql`` or None when it fails (only single SELECT statements are run)."""
-    s = sql.strip()
-    if not s.upper().startswith("SELECT") or ";" in s.rstrip(";"):
-        return None
-    try:
-        return [tuple(_norm_value(v) for v in r) for r in con.execute(s).fetchall()]
-    except Exception:
-        return None
-
-
-def execution_match(con, candidate: str, reference: str, _cache: dict | None = None) -> bool:
-    gold = _cache.get(reference) if _cache is not None else None
-    if gold is None:
-        gold = result_of(con, reference)
-        if _cache is not None:
-            _cache[reference] = gold
-    got = result_of(con, candidate)
-    if got is None or gold is None:
-        return False
-    if "ORDER BY" in reference.upper():
-        return got == gold
-    return sorted(map(repr, got)) == sorted(map(repr, gold))
-
-
-def measure_policy(model, tokenizer, train_rows: list[dict], eval_rows: list[dict], con,
-                   temperatures=(0.7, 0.9, 1.1, 1.3), seed: int = 0) -> dict:
+def measure_policy(model_dir: str | Path, train_path: str | Path, eval_path: str | Path,
+                   warehouse: str | Path, temperatures=(0.7, 0.9, 1.1, 1.3), seed: int = 0) -> dict:
     """Greedy eval execution accuracy (overall and per cohort), greedy train accuracy and the fraction of train
     prompts whose candidates (one per temperature) are mixed right and wrong."""
-    cache: dict = {}
-    greedy = generate(model, tokenizer, [r["prompt"] for r in eval_rows])
-    ok = [execution_match(con, c, r["reference"], cache) for c, r in zip(greedy, eval_rows)]
-    cohorts: dict[str, list[bool]] = {}
-    for r, o in zip(eval_rows, ok):
-        cohorts.setdefault(r["cohort"], []).append(o)
-    tr_greedy = generate(model, tokenizer, [r["prompt"] for r in train_rows])
-    tr_ok = [execution_match(con, c, r["reference"], cache) for c, r in zip(tr_greedy, train_rows)]
-    per_t = []
-    for k, t in enumerate(temperatures):
-        cands = generate(model, tokenizer, [r["prompt"] for r in train_rows], temperature=t, seed=seed + k)
-        per_t.append([execution_match(con, c, r["reference"], cache) for c, r in zip(cands, train_rows)])
-    mixed = sum(1 for i in range(len(train_rows)) if any(p[i] for p in per_t) and not all(p[i] for p in per_t))
+    from rlaif.datasets import load_prompts
+    from rlaif.policy import greedy, load_policy, sample_candidates
+    from rlaif.verifiers import open_verifier
+
+    policy = load_policy(model_dir, device="cpu", prompt_template=PROMPT_TEMPLATE)
+    train_rows, eval_rows = load_prompts(train_path), load_prompts(eval_path)
+    with open_verifier("sql", {"warehouse": str(warehouse), "allowed_relations": ["v_revenue_*"]}) as verifier:
+        def right(text: str, ref: str) -> bool:
+            return verifier.verify(text, ref).matches
+
+        outs = greedy(policy, [r.prompt for r in eval_rows], batch_size=64, max_new_tokens=64)
+        ok = [right(text, r.reference) for (text, _), r in zip(outs, eval_rows)]
+        cohorts: dict[str, list[bool]] = {}
+        for r, o in zip(eval_rows, ok):
+            cohorts.setdefault(r.cohort, []).append(o)
+        tr_outs = greedy(policy, [r.prompt for r in train_rows], batch_size=64, max_new_tokens=64)
+        tr_ok = [right(text, r.reference) for (text, _), r in zip(tr_outs, train_rows)]
+        samples = sample_candidates(policy, [r.prompt for r in train_rows], n=len(temperatures),
+                                    temperatures=temperatures, seed=seed, iteration=0, batch_size=64,
+                                    max_new_tokens=64)
+        per_prompt = [[right(s.text, r.reference) for s in group] for group, r in zip(samples, train_rows)]
+    n = len(train_rows)
     return {
         "eval_greedy_acc": sum(ok) / len(ok),
         "eval_per_cohort": {c: round(sum(v) / len(v), 4) for c, v in sorted(cohorts.items())},
-        "train_greedy_acc": sum(tr_ok) / len(tr_ok),
-        "train_sampled_acc_per_temperature": {str(t): round(sum(p) / len(p), 4) for t, p in zip(temperatures, per_t)},
-        "train_mixed_fraction": mixed / len(train_rows),
-        "train_any_correct_fraction": sum(1 for i in range(len(train_rows)) if any(p[i] for p in per_t))
-        / len(train_rows),
-        "examples": [{"prompt": r["prompt"], "candidate": c, "ok": o} for r, c, o in list(zip(eval_rows, greedy, ok))[:8]],
+        "train_greedy_acc": sum(tr_ok) / n,
+        "train_sampled_acc_per_temperature": {str(t): round(sum(p[k] for p in per_prompt) / n, 4)
+                                              for k, t in enumerate(temperatures)},
+        "train_mixed_fraction": sum(1 for p in per_prompt if any(p) and not all(p)) / n,
+        "train_any_correct_fraction": sum(1 for p in per_prompt if any(p)) / n,
     }

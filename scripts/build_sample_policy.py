@@ -59,16 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - t0, 2),
     }
     if args.measure:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from rlaif.sample_policy import measure_policy
-        from rlaif.sample_prompts import connect_warehouse, read_jsonl
 
-        model = AutoModelForCausalLM.from_pretrained(args.out).eval()
-        tok = AutoTokenizer.from_pretrained(args.out)
-        m = measure_policy(model, tok, read_jsonl(args.train), read_jsonl(args.eval), connect_warehouse())
-        m.pop("examples")
-        summary["measure"] = m
+        summary["measure"] = measure_policy(args.out, args.train, args.eval, SAMPLE_DIR / "warehouse.sql")
     print(json.dumps(summary, indent=2))
     return 0
 
