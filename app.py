@@ -1,0 +1,138 @@
+"""The RLAIF Workbench: the router and the shared sidebar; each page in ``pages/`` is a thin view over ``rlaif/``.
+
+Run it with ``streamlit run app.py`` (``.streamlit/config.toml`` binds 127.0.0.1). Served to a team, users come from
+``[auth]`` in ``.streamlit/secrets.toml`` or ``RLAIF_USERS``; an annotator then sees and may use only the Label page.
+
+    RLAIF_STORE=rlaif.duckdb streamlit run app.py
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import streamlit as st
+
+from rlaif.auth import AuthConfigError, User, check_exposure, load_users, sign_in
+from rlaif.workbench import Workbench, default_labeller, default_store_path, discover_projects, open_store
+
+# (file, title, icon, the action a user needs to see the page)
+PAGES = [
+    ("pages/runs.py", "Runs", ":material/play_circle:", "run"),
+    ("pages/rubrics.py", "Rubrics", ":material/rule:", "edit_rubric"),
+    ("pages/label.py", "Label", ":material/thumbs_up_down:", "label"),
+    ("pages/calibration.py", "Calibration", ":material/balance:", "calibrate"),
+    ("pages/browse.py", "Browse", ":material/table_view:", "browse"),
+    ("pages/export.py", "Export", ":material/download:", "export"),
+]
+
+
+def page_context(action: str, denied: str) -> Workbench:
+    """The first line of every page: this session's workbench, or a stop when the user may not ``action``.
+
+    A page can run without the router once: Streamlit starts in its legacy ``pages/``-folder mode, so the very first
+    request of a fresh server for a deep link (``/label``) runs the page file alone. Nothing is shown then; the
+    legacy mode is switched off (``st.navigation`` would do the same) and the run repeats through this router.
+    """
+    wb = st.session_state.get("workbench")
+    if wb is None:
+        if not st.session_state.get("wb.rerouted"):
+            from streamlit.runtime.pages_manager import PagesManager
+
+            st.session_state["wb.rerouted"] = True
+            PagesManager.uses_pages_directory = False
+            st.rerun()
+        st.error("Open the workbench through app.py (streamlit run app.py).")
+        st.stop()
+    if not wb.can(action):
+        st.error(denied)
+        st.stop()
+    return wb
+
+
+def _secrets() -> dict:
+    try:
+        return st.secrets.to_dict()
+    except Exception:  # no secrets.toml: users may still come from the environment
+        return {}
+
+
+def _sign_in_page(users) -> None:
+    st.title("RLAIF Workbench")
+    with st.form("sign-in"):
+        name = st.text_input("User")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        user = sign_in(users, name, password)
+        if user is None:
+            st.session_state["failed_sign_ins"] = st.session_state.get("failed_sign_ins", 0) + 1
+            time.sleep(min(2.0, 0.25 * st.session_state["failed_sign_ins"]))  # slow down guessing
+            st.error("Unknown user or wrong password.")
+        else:
+            st.session_state["user"] = user
+            st.rerun()
+
+
+def _remembered(name: str, value: str) -> str:
+    """Sidebar values live under plain session keys, not widget keys: Streamlit drops a widget's keyed state when
+    the page changes, which would silently reset the store path to nothing."""
+    st.session_state[f"wb.{name}"] = value
+    return value
+
+
+def _sidebar(user: User, signed_in: bool) -> Workbench:
+    projects = discover_projects()
+    state = st.session_state
+    with st.sidebar:
+        store_path = state.get("wb.store") or default_store_path()
+        if user.can("run"):
+            store_path = st.text_input("Store", store_path, help="DuckDB file holding runs, pairs, rubrics and labels.")
+        store_path = _remembered("store", store_path.strip() or default_store_path())
+        names = list(projects)
+        project = state.get("wb.project") if state.get("wb.project") in projects else names[0]
+        project = _remembered("project", st.selectbox("Project", names, index=names.index(project),
+                                                      help="The loop config pages start from."))
+        if signed_in:
+            labeller = user.name
+            st.caption(f"Signed in as **{user.name}** ({user.role})")
+            if st.button("Sign out"):
+                state.pop("user", None)
+                st.rerun()
+        else:
+            labeller = st.text_input("Labelling as", state.get("wb.labeller") or default_labeller(),
+                                     help="Recorded on every label and approval.")
+            labeller = _remembered("labeller", labeller.strip() or default_labeller())
+        try:
+            store = open_store(store_path)
+        except Exception as err:  # an unwritable path, a database from a newer release, a file locked by a CLI run
+            st.error(f"Cannot open the store {store_path}: {err}")
+            st.stop()
+    return Workbench(store_path, store, project, projects[project], user, labeller)
+
+
+def run() -> None:
+    st.set_page_config(page_title="RLAIF Workbench", page_icon=":material/balance:", layout="wide")
+    try:
+        users = load_users(_secrets())
+        check_exposure(users, st.get_option("server.address"))
+    except AuthConfigError as err:
+        st.error(f"Sign-in is misconfigured: {err}")
+        st.stop()
+    user = st.session_state.get("user") if users else User(default_labeller(), "admin")
+    if users and user is not None and (user.name not in users or users[user.name].role != user.role):
+        user = None  # removed from the configuration (or given another role) since signing in
+        st.session_state.pop("user", None)
+    if user is None:
+        st.session_state.pop("workbench", None)  # nothing of a signed-out session stays reachable
+        st.navigation([st.Page(lambda: _sign_in_page(users), title="Sign in", url_path="sign-in")],
+                      position="hidden").run()
+        return
+    st.session_state["workbench"] = _sidebar(user, signed_in=bool(users))
+    pages = [st.Page(path, title=title, icon=icon) for path, title, icon, action in PAGES if user.can(action)]
+    st.navigation(pages).run()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    run()

@@ -1,0 +1,112 @@
+"""Calibration: judge–human kappa per judge × rubric version × slice with CIs, the gate, confusion, disagreements,
+inter-annotator agreement, and the locked holdout shown apart (reported, never decided on)."""
+
+import streamlit as st
+
+from app import page_context
+from rlaif.anchors import adjudicate_majority, anchor_set_stats, kappa_gate, kappa_table
+from rlaif.browse import anchor_disagreements, code_language
+from rlaif.charts import confusion_figure
+from rlaif.judges import JUDGE_NAMES
+from rlaif.rubric import DEFAULT_RUBRIC, load_rubric, rubric_from_dict
+from rlaif.workbench import judge_options, kappa_field, project_judge, run_config, spends_api
+from store.secrets_guard import redact_secrets
+
+wb = page_context("calibrate", "Your role may not see calibration results: labelling stays blind to verdicts.")
+store, cfg = wb.store, run_config(wb.project_path)
+st.title("Calibration")
+sets = store.anchors.list_sets()
+if not sets:
+    st.info("No anchor set yet: import one on the Label page.")
+    st.stop()
+names = {s["anchor_set_id"]: f"{s['name']} · {s['n_items']} items" for s in sets}
+c1, c2 = st.columns([3, 1])
+set_id = c1.selectbox("Anchor set", list(names), format_func=names.get, key="c.set")
+annotators = c2.selectbox("Labels that count", ["human", "oracle", "any"], key="c.who")
+stats = anchor_set_stats(store, set_id)
+
+# ---- the gate -------------------------------------------------------------------------------------------------------
+st.subheader("Gate")
+rubrics = {"project file": load_rubric(cfg.resolve(cfg.rubric)) if cfg.rubric and cfg.resolve(cfg.rubric).is_file()
+           else DEFAULT_RUBRIC}
+rubrics.update({f"{v['name']} · {v['rubric_version'][:12]}": rubric_from_dict(v["body"])
+                for v in store.rubrics.list()})
+g1, g2, g3, g4 = st.columns(4)
+judge_name = g1.selectbox("Judge", list(dict.fromkeys([cfg.judge.name, *JUDGE_NAMES])), key="c.judge")
+rubric = rubrics[g2.selectbox("Rubric version", list(rubrics), key="c.rubric")]
+threshold = g3.number_input("Kappa threshold", -1.0, 1.0, float((kappa_field(cfg) or (None, 0.72))[1]), 0.01)
+min_items = g4.number_input("Min labelled items", 1, 10_000, 30)
+may_spend = not spends_api(judge_name, judge_options(cfg, judge_name)) or wb.can("spend_api")
+if st.button("Measure and decide", type="primary", disabled=not may_spend):
+    try:
+        with project_judge(cfg, judge_name, store=store) as judge:
+            kappa_gate(store, judge, rubric, set_id, threshold=threshold, min_items=min_items, annotators=annotators)
+    except (ValueError, RuntimeError, OSError) as err:
+        st.error(f"The judge could not run: {redact_secrets(str(err))}")
+reports = store.anchors.kappa_reports(set_id, limit=50)
+if reports:
+    last = reports[0]["body"]
+    status = {"passed": st.success, "blocked": st.error, "overridden": st.warning}[last["decision"]]
+    status(f"**{last['decision'].upper()}** · {last['judge_id']} · rubric {last['rubric_version'][:12]} · "
+           f"{last['reason']}")
+    m1, m2, m3, m4 = st.columns(4)
+    ci = last["ci"]
+    m1.metric("Kappa (tuning)", "—" if last["kappa"] is None else f"{last['kappa']:.3f}",
+              help="Cohen's kappa on the non-holdout anchors: the number the gate decides on.")
+    m2.metric("95% CI", "—" if None in ci else f"{ci[0]:.2f} … {ci[1]:.2f}")
+    m3.metric("Items", last["n"])
+    m4.metric("Invalid verdicts", last["n_invalid"])
+    left, right = st.columns(2)
+    conf = last["confusion"]
+    left.plotly_chart(confusion_figure(conf["labels"], conf["matrix"]), key="c.confusion")
+    with right:
+        st.caption("Holdout (locked; reported, never used to decide or tune)")
+        st.json(last["holdout"] or {}, expanded=True)
+    st.dataframe([{k: r[k] for k in ("created_at", "judge_id", "rubric_version", "annotators", "n", "kappa",
+                                      "ci_low", "ci_high", "threshold", "passed", "override")} for r in reports],
+                 hide_index=True)
+
+# ---- kappa table ----------------------------------------------------------------------------------------------------
+st.subheader("Kappa per judge × rubric version × slice")
+st.dataframe(kappa_table(store, set_id, annotators=annotators, n_resamples=300), hide_index=True)
+st.caption("Holdout, shown apart: never used for tuning or the gate.")
+st.dataframe(kappa_table(store, set_id, annotators=annotators, split="holdout", n_resamples=300), hide_index=True)
+
+# ---- disagreements --------------------------------------------------------------------------------------------------
+st.subheader("Disagreements")
+if reports:
+    rows = anchor_disagreements(store, set_id, reports[0]["judge_id"], reports[0]["rubric_version"],
+                                annotators=annotators)
+    st.caption(f"{len(rows)} tuning items where {reports[0]['judge_id']} disagrees with the labels; label these "
+               "first (the Label page queues disagreements first).")
+    st.dataframe([{k: v for k, v in r.items() if k != "rationale"} for r in rows], hide_index=True)
+    if rows:
+        pick = st.selectbox("Open item", [r["item_id"] for r in rows], key="c.item")
+        row, item = next(r for r in rows if r["item_id"] == pick), store.anchors.item(pick)
+        st.text(item["prompt"])
+        a, b = st.columns(2)
+        for col, side, text in ((a, "A", item["response_a"]), (b, "B", item["response_b"])):
+            col.caption(f"Response {side}" + (" · label" if row["label"] == side else "")
+                        + (" · judge" if row["judge"] == side else ""))
+            col.code(text, language=code_language(text), wrap_lines=True)
+        st.caption("Judge rationale")
+        st.text(row["rationale"] or "—")
+else:
+    st.caption("Run the gate once to list the judge's disagreements.")
+
+# ---- annotators -----------------------------------------------------------------------------------------------------
+st.subheader("Annotators")
+st.dataframe(stats["annotators"], hide_index=True)
+st.caption(f"{stats['human_coverage']['labelled_1+']} items labelled by a person, "
+           f"{stats['human_coverage']['labelled_2+']} by two or more · "
+           f"{stats['unresolved_conflicts']} unresolved conflicts · "
+           f"holdout {stats['n_holdout']} of {stats['n_items']}")
+iaa = stats["inter_annotator"]
+if iaa:
+    st.dataframe([{"annotators": " × ".join(p["annotators"]), "n": p["n"], "kappa": p["kappa"],
+                   "raw agreement": p["raw_agreement"]} for p in iaa["pairwise"]], hide_index=True)
+    if iaa["fleiss_kappa"] is not None:
+        st.metric("Fleiss' kappa", f"{iaa['fleiss_kappa']:.3f}", help=f"over {iaa['fleiss_n']} items")
+if wb.can("manage_anchors") and st.button("Record majority labels (adjudicate)"):
+    summary = adjudicate_majority(store, set_id, adjudicator=f"majority:{wb.labeller}")
+    st.success(f"Recorded {len(summary.recorded)} majorities; {len(summary.conflicts)} conflicts need an adjudicator.")

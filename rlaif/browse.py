@@ -1,0 +1,124 @@
+"""Row shaping for the Browse page: tables of pairs, judgements, candidates, evals and the manifest chain.
+
+Why here and not in the page: the page stays a view (widgets and layout), and what a row shows (truncated text,
+which columns, whether a manifest still matches its id) is plain Python that tests can call.
+
+    rows = pair_table(store.pairs.page(run_id=run_id, limit=50)); chain = manifest_chain(store, run_id)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rlaif.manifest import verify_manifest
+
+PAGE_SIZE = 50
+_SQL = re.compile(r"^\s*(select|with|insert|update|delete|create)\b", re.IGNORECASE)
+_PY = re.compile(r"^\s*(def |class |import |from \S+ import )", re.MULTILINE)
+
+
+def code_language(text: str | None) -> str | None:
+    """The language to highlight model text as; None shows it as plain monospace (never as HTML/Markdown)."""
+    if not text:
+        return None
+    if _SQL.search(text):
+        return "sql"
+    if _PY.search(text):
+        return "python"
+    return None
+
+
+def short_id(value: str) -> str:
+    """8 characters that tell ids apart: store ids are time (16 hex) + random (8) + sequence (8), so the random part."""
+    return value[16:24] if len(value) == 32 else value[:12]
+
+
+def short(text: str | None, n: int = 80) -> str:
+    if text is None:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def pair_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"pair": r["pair_id"], "iteration": r["iteration"], "prompt_id": r["prompt_id"],
+             "kept": r["kept"], "drop_reason": r["drop_reason"], "confidence": r["confidence"],
+             "chosen": short(r["chosen"], 60), "rejected": short(r["rejected"], 60), "judge": r["judge_id"],
+             "rubric": (r["rubric_version"] or "")[:12]} for r in rows]
+
+
+def judgement_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"judgement": r["judgement_id"][:12], "iteration": r["iteration"], "prompt_id": r["prompt_id"],
+             "judge": r["judge_id"], "winner": r["winner"], "confidence": r["confidence"],
+             "rationale": short(r["rationale"], 80), "cost_usd": r["cost_usd"]} for r in rows]
+
+
+def candidate_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        v = r.get("verification") or {}
+        checks = {k: v[k] for k in ("executes", "matches", "allowlisted", "well_formatted") if k in v}
+        out.append({"iteration": r["iteration"], "prompt_id": r["prompt_id"], "sample": r["sample_index"],
+                    "temperature": r["temperature"], "score": r["score"], "text": short(r["text"], 70),
+                    "checks": ", ".join(f"{k}={'✓' if v else '✗'}" for k, v in checks.items())})
+    return out
+
+
+def eval_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (iteration, cohort), one column per metric."""
+    table: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in rows:
+        row = table.setdefault((r["iteration"], r["cohort"]), {"iteration": r["iteration"], "cohort": r["cohort"],
+                                                               "n": r["n"]})
+        row[r["metric"]] = r["value"]
+    return list(table.values())
+
+
+def manifest_chain(store, run_id: str) -> list[dict[str, Any]]:
+    """The run's manifests in order, each with whether its id verifies and whether its parents are all stored."""
+    rows = store.manifests.for_run(run_id)
+    known = {r["manifest_id"] for r in rows}
+    chain = []
+    for r in rows:
+        body = r["body"]
+        gate = body.get("gate") or {}
+        chain.append({"iteration": r["iteration"], "manifest_id": r["manifest_id"], "kind": body.get("kind"),
+                      "verified": verify_manifest(body), "parents": len(body.get("parents") or []),
+                      "parents_stored": all(p in known for p in body.get("parents") or []),
+                      "model_hash": (body.get("model_hash") or "")[:12],
+                      "dataset_hash": (body.get("dataset_hash") or "")[:12],
+                      "rubric_version": (body.get("rubric_version") or "")[:12],
+                      "gate": gate.get("decision"), "body": body})
+    return chain
+
+
+def anchor_disagreements(store, anchor_set_id: str, judge_id: str, rubric_version: str, *, annotators: str = "human",
+                         split: str = "tuning") -> list[dict[str, Any]]:
+    """Anchor items where the judge's stored verdict differs from the label that counts (invalid always differs)."""
+    from rlaif.anchors import resolved_labels
+    from rlaif.anchors.agreement import judge_label
+
+    labels = resolved_labels(store, anchor_set_id, annotators=annotators, split=split)
+    out = []
+    for v in store.anchors.verdicts(anchor_set_id, split=split, judge_id=judge_id, rubric_version=rubric_version):
+        label = labels.get(v["item_id"])
+        if label is None or judge_label(v["winner"]) == label.label:
+            continue
+        out.append({"item_id": v["item_id"], "slice": v["slice"], "label": label.label, "label_by": label.method,
+                    "judge": judge_label(v["winner"]), "confidence": v.get("confidence"),
+                    "rationale": v.get("rationale") or ""})
+    return out
+
+
+def calibration_summary(store, run_id: str) -> str | None:
+    """The run's calibration-gate decision in one line (from its first manifest), None before one is written."""
+    manifests = store.manifests.for_run(run_id)
+    gate = manifests[0]["body"].get("calibration_gate") if manifests else None
+    if not gate:
+        return None
+    if gate.get("decision") == "not_configured":
+        return "calibration gate not configured"
+    kappa = gate.get("kappa")
+    return (f"calibration gate {gate.get('decision')}: kappa {'—' if kappa is None else f'{kappa:.3f}'} "
+            f"(threshold {gate.get('threshold')}, n {gate.get('n')})")

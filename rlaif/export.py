@@ -1,0 +1,133 @@
+"""Approved pair sets, exported for TRL: ``prompt/chosen/rejected`` plus the provenance of every row.
+
+Why approve before export: a pair set that leaves the workbench trains someone's model, so a person signs off on an
+exact selection (run, iteration, filters) and the approval records who, when, how many pairs and a digest of their
+ids. Export re-selects the pairs and refuses if they no longer match the approval, so the file is provably the set
+that was approved. Only kept pairs are ever exported; dropped ones stay in the store with their reasons.
+
+    approval = approve(store, ExportFilters(run_id="run-1", iteration=2), approved_by="ana")
+    paths = export_approved(store, approval["approval_id"], "exports/")   # {"jsonl": ..., "parquet": ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from store import PairFilter
+
+TRL_COLUMNS = ("prompt", "chosen", "rejected")
+PROVENANCE_COLUMNS = ("source", "rubric_version", "teacher_model", "judge_confidence", "run_id", "iteration",
+                      "pair_id", "prompt_id")
+# store column -> exported column (TRL ignores extra columns; the names say what they are to a reader of the file)
+_RENAMES = {"judge_id": "teacher_model", "confidence": "judge_confidence"}
+
+
+class ExportMismatch(RuntimeError):
+    """The pairs a filter selects today differ from those that were approved."""
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Which kept pairs: one run, optionally one iteration, a text search and a minimum judge confidence."""
+
+    run_id: str
+    iteration: int | None = None
+    search: str | None = None
+    min_confidence: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExportFilters":
+        return cls(**{k: data.get(k) for k in ("run_id", "iteration", "search", "min_confidence")})
+
+
+def select_pairs(store, filters: ExportFilters) -> pa.Table:
+    """The kept pairs the filters select, ordered by pair_id, in the export's column layout."""
+    table = store.pairs.table(PairFilter(run_id=filters.run_id, iteration=filters.iteration, kept=True,
+                                         search=filters.search or None))
+    if filters.min_confidence is not None and table.num_rows:
+        confidence = pc.fill_null(table["confidence"], 0.0)
+        table = table.filter(pc.greater_equal(confidence, filters.min_confidence))
+    table = table.rename_columns([_RENAMES.get(name, name) for name in table.column_names])
+    return table.select(list(TRL_COLUMNS) + list(PROVENANCE_COLUMNS))
+
+
+def pairs_digest(table: pa.Table) -> str:
+    """sha256 over the selected pair ids in order: the identity of an approved set."""
+    h = hashlib.sha256()
+    for pair_id in table["pair_id"].to_pylist():
+        h.update(pair_id.encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def approve(store, filters: ExportFilters, approved_by: str) -> dict[str, Any]:
+    """Record that ``approved_by`` signed off on the selection as it is now; returns the approval row."""
+    table = select_pairs(store, filters)
+    if table.num_rows == 0:
+        raise ValueError("nothing to approve: the filters select no kept pairs")
+    approval_id = store.approvals.add(run_id=filters.run_id, iteration=filters.iteration, filters=filters.to_dict(),
+                                      approved_by=approved_by, n_pairs=table.num_rows,
+                                      pairs_digest=pairs_digest(table))
+    return store.approvals.get(approval_id)
+
+
+def approved_table(store, approval_id: str) -> tuple[dict[str, Any], pa.Table]:
+    approval = store.approvals.get(approval_id)
+    if approval is None:
+        raise LookupError(f"no approval {approval_id!r}")
+    table = select_pairs(store, ExportFilters.from_dict(approval["filters"]))
+    if table.num_rows != approval["n_pairs"] or pairs_digest(table) != approval["pairs_digest"]:
+        raise ExportMismatch(f"approval {approval_id} covered {approval['n_pairs']} pairs; the same filters now "
+                             f"select {table.num_rows} different pairs; approve the selection again")
+    return approval, table
+
+
+def _with_approval(table: pa.Table, approval: dict[str, Any]) -> pa.Table:
+    n = table.num_rows
+    return (table.append_column("approval_id", pa.array([approval["approval_id"]] * n, pa.string()))
+                 .append_column("approved_by", pa.array([approval["approved_by"]] * n, pa.string())))
+
+
+def export_approved(store, approval_id: str, out_dir: str | Path) -> dict[str, Path]:
+    """Write the approved set to ``<out_dir>/<run>-<approval>.jsonl`` and ``.parquet``; returns both paths."""
+    approval, table = approved_table(store, approval_id)
+    table = _with_approval(table, approval)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{approval['run_id']}-{approval_id[16:24] if len(approval_id) == 32 else approval_id[:12]}"
+    paths = {"jsonl": out_dir / f"{stem}.jsonl", "parquet": out_dir / f"{stem}.parquet"}
+    paths["jsonl"].write_bytes(to_jsonl_bytes(table))
+    pq.write_table(table, paths["parquet"])
+    return paths
+
+
+def to_jsonl_bytes(table: pa.Table) -> bytes:
+    """One JSON object per line, keys in column order (what ``datasets.load_dataset("json")`` reads)."""
+    names = table.column_names
+    lines = (json.dumps(dict(zip(names, row)), ensure_ascii=False)
+             for row in zip(*(table[name].to_pylist() for name in names)))
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+def to_parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def approved_bytes(store, approval_id: str) -> dict[str, bytes]:
+    """The approved set as JSONL and Parquet bytes, for download buttons."""
+    approval, table = approved_table(store, approval_id)
+    table = _with_approval(table, approval)
+    return {"jsonl": to_jsonl_bytes(table), "parquet": to_parquet_bytes(table)}

@@ -1,0 +1,197 @@
+"""The workbench in a real browser: Debian's headless Chromium, driven by Playwright, against ``streamlit run``.
+
+Opens the app on the bundled sample (127.0.0.1), labels two of its anchor pairs (a click and a keyboard shortcut),
+starts a short run of the sample (8 training prompts, one iteration) and watches the charts appear, approves and exports
+a pair set (downloading the JSONL), and has two browser sessions label at the same time without losing a label.
+Screenshots and the server log go to ``test-artifacts/``.
+
+Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``; never ``playwright install``); skipped without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                                                      "(apt-get install -y chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package (dev extra)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "browser-server.log", "w")
+    env = {**os.environ, "RLAIF_STORE": str(tmp / "wb.duckdb"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    for name in ("RLAIF_USERS", "RLAIF_PROJECTS"):  # the sample project, local single-user mode
+        env.pop(name, None)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.address", "127.0.0.1", "--server.port", str(port),
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+                             "--server.runOnSave", "false"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start (see the log)"
+        time.sleep(0.3)
+    yield url, tmp, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser, url: str, path: str = "", height: int = 1100):
+    # Streamlit scrolls inside its own container, so a screenshot shows what the viewport holds: make it tall
+    page = browser.new_context(viewport={"width": 1400, "height": height}, accept_downloads=True).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{url}/{path}")
+    return page
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+
+
+def press(page, name: str) -> None:
+    """Click a button once the rerun that draws it has settled (mid-rerun the old pair's buttons are still shown)."""
+    button = page.get_by_role("button", name=name)
+    sync_api.expect(button).to_have_count(1)
+    button.click()
+
+
+def set_labeller(page, name: str) -> None:
+    box = page.get_by_role("textbox", name="Labelling as")
+    box.fill(name)
+    box.press("Enter")
+    page.get_by_text(f"{name}: 0 of").wait_for()
+
+
+def fill_number(page, label: str, value) -> None:
+    box = page.get_by_role("spinbutton", name=label)
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_label_run_chart_and_export_in_a_real_browser(server, browser):
+    url, tmp, _ = server
+    page = open_page(browser, url, height=2600)
+    page.get_by_role("heading", name="Runs").wait_for()
+    shot(page, "01-open")
+
+    # label two anchor pairs: one with the mouse, one with the keyboard shortcut
+    page.get_by_role("link", name="Label").click()
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("0 of 92 labelled").wait_for()
+    press(page, "Left is better")
+    page.get_by_text("1 of 92 labelled").wait_for()
+    page.get_by_role("heading", name="Label").click()  # focus the page, not a text box
+    page.keyboard.press("3")
+    page.get_by_text("2 of 92 labelled").wait_for()
+    shot(page, "02-labelled")
+
+    # start a short run of the sample and watch the charts appear
+    page.get_by_role("link", name="Runs").click()
+    page.get_by_role("button", name="Start run").wait_for()
+    assert page.locator(".js-plotly-plot").count() == 0  # no run yet, no chart
+    fill_number(page, "Max training prompts (0 = all)", 8)
+    fill_number(page, "Iterations", 1)
+    box = page.get_by_role("textbox", name="Output folder")
+    box.fill(str(tmp / "runs"))
+    box.press("Enter")
+    page.get_by_text("at most 48 judge calls").wait_for()  # the estimate follows the form: 8 prompts x C(4, 2)
+    press(page, "Start run")
+    page.locator('[data-testid="stProgress"]').first.wait_for()  # live progress while it runs
+    shot(page, "03-running")
+    page.get_by_text(re.compile(r"status (completed|stopped)")).wait_for(timeout=300_000)
+    sync_api.expect(page.locator(".js-plotly-plot")).to_have_count(4)  # settled: the four run charts, once
+    assert page.locator(".js-plotly-plot").first.get_by_text("baseline").count() >= 1  # the gate's decisions
+    shot(page, "04-run-done")
+
+    # approve and export
+    page.get_by_role("link", name="Export").click()
+    page.get_by_text("kept pairs selected").wait_for()
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_text("Approved").first.wait_for()
+    page.get_by_role("button", name="Write JSONL + Parquet").click()
+    page.get_by_text("Wrote").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download JSONL").click()
+    target = ARTIFACTS / "browser-export.jsonl"
+    download.value.save_as(target)
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert rows and {"prompt", "chosen", "rejected", "run_id", "approved_by"} <= set(rows[0])
+    shot(page, "05-exported")
+    page.context.close()
+
+
+def test_two_sessions_labelling_at_once_lose_no_label(server, browser):
+    url, tmp, proc = server
+    pages = [open_page(browser, url, "label"), open_page(browser, url, "label")]
+    for k, page in enumerate(pages):
+        page.get_by_role("heading", name="Label").wait_for()
+        if page.get_by_role("button", name="Import").is_visible():
+            page.get_by_role("button", name="Import").click()
+        set_labeller(page, f"ann-{k}")
+    rounds = 4
+    for i in range(1, rounds + 1):
+        press(pages[0], "Left is better")
+        press(pages[1], "Right is better")  # without waiting for the first session's rerun
+        for k, page in enumerate(pages):
+            page.get_by_text(f"ann-{k}: {i} of 92 labelled").wait_for()
+    for k, page in enumerate(pages):
+        shot(page, f"06-session-{k}")
+        page.context.close()
+
+    proc.terminate()  # DuckDB lets one process hold the file: stop the server, then read what it wrote
+    proc.wait(30)
+    from store import Store
+
+    with Store(tmp / "wb.duckdb") as store:
+        (anchor_set,) = store.anchors.list_sets()
+        labels = store.labels.latest(anchor_set["anchor_set_id"], kinds=("human",))
+        by = {name: [r["label"] for r in labels if r["annotator"] == name] for name in ("ann-0", "ann-1")}
+        assert len(by["ann-0"]) == rounds and len(by["ann-1"]) == rounds
+        history = [r for r in labels if r["annotator"] in by]
+        assert all(r["shown_left"] in ("a", "b") for r in history)

@@ -1,0 +1,104 @@
+"""Shared set-up for the workbench tests and bench: a tiny project on the sample's data, and seeded store rows.
+
+A *project* is a loop.yaml whose paths are absolute (sample prompts and warehouse, an in-test tiny policy), sized so a
+full run (baseline + one iteration) takes seconds on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from rlaif.manifest import build_manifest
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "harbor_sql"
+
+TEST_RUBRIC = {
+    "name": "sql-test",
+    "criteria": [
+        {"name": "executes", "description": "The query runs.", "weight": 1.0, "hard": True,
+         "verifier": "sql_executes"},
+        {"name": "correct", "description": "The result matches the golden result.", "weight": 2.0, "hard": True,
+         "verifier": "sql_result_matches"},
+        {"name": "allowlisted", "description": "Reads only allowlisted views.", "weight": 1.0, "hard": False,
+         "verifier": "sql_allowlisted_views"},
+    ],
+    "principles": ["Prefer the simplest correct query."],
+}
+
+
+def write_project(folder: Path, model_path: Path, *, iterations: int = 1, prompts: int = 4, judge: str = "stub",
+                  name: str = "tiny") -> Path:
+    """The project's loop config (``<name>.yaml``), its rubric and a copy of the sample's anchor file beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SAMPLE / "anchors.jsonl", folder / "anchors.jsonl")
+    (folder / "rubric.yaml").write_text(yaml.safe_dump(TEST_RUBRIC, sort_keys=False), encoding="utf-8")
+    config = {
+        "name": name, "seed": 0, "output_dir": str(folder / "runs"), "rubric": "rubric.yaml",
+        "policy": {"path": str(model_path), "prompt_template": "Question: {prompt}\nSQL: ", "max_new_tokens": 16},
+        "data": {"train": str(SAMPLE / "train.jsonl"), "eval": str(SAMPLE / "eval.jsonl"),
+                 "max_train_prompts": prompts, "max_eval_prompts": prompts},
+        "sampling": {"candidates_per_prompt": 2, "batch_size": 8},
+        "verifier": {"kind": "sql", "warehouse": str(SAMPLE / "warehouse.sql"), "allowed_relations": ["v_revenue_*"]},
+        "judge": {"name": judge},
+        "pairs": {"require_chosen_passes_hard": False, "max_length_ratio": None},
+        "training": {"epochs": 1, "batch_size": 4, "loss_type": ["sigmoid", "sft"]},
+        "loop": {"iterations": iterations, "regression_tolerance": 0.05},
+        "eval": {"batch_size": 8},
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def pair_rows(run_id: str, iteration: int, n: int, *, kept_every: int = 2, start: int = 0) -> list[dict]:
+    """``n`` pairs; every ``kept_every``-th is kept, the others dropped as ties or for length skew."""
+    rows = []
+    for k in range(start, start + n):
+        kept = k % kept_every == 0
+        rows.append({
+            "pair_id": f"{run_id}-{iteration}-{k:08d}", "run_id": run_id, "iteration": iteration,
+            "prompt_id": f"q{k % 1000:04d}", "prompt": f"Question: total revenue of region {k % 7} in 2023?\nSQL:",
+            "chosen": f" SELECT SUM(revenue) FROM v_revenue_by_region WHERE region = 'R{k % 7}';",
+            "rejected": f" SELECT revenue FROM orders WHERE id = {k};",
+            "chosen_score": 1.0, "rejected_score": 0.2, "kept": kept,
+            "drop_reason": None if kept else ("tie" if k % 4 == 1 else "length_skew"),
+            "source": "rlaif", "rubric_version": "r" * 64, "judge_id": "stub", "confidence": 0.5 + (k % 5) / 10})
+    return rows
+
+
+def seed_run(store, run_id: str = "run-seed", *, pairs: int = 40, iterations: int = 1) -> str:
+    """A finished run with pairs, judgements, candidates, evals and manifests, written through the store."""
+    store.runs.create(run_id, "seeded", {"loop": {"primary_metric": "execution_accuracy",
+                                                  "regression_tolerance": 0.05}}, "c" * 64, "stub", "r" * 64,
+                      None, None)
+    parents = []
+    for it in range(iterations + 1):
+        store.iterations.start(run_id, it)
+        value = 0.3 + 0.1 * it
+        store.evals.add_many([{"run_id": run_id, "iteration": it, "metric": "execution_accuracy", "cohort": c,
+                               "value": value, "n": 10} for c in ("all", "count")])
+        if it > 0:
+            rows = pair_rows(run_id, it, pairs)
+            store.pairs.add_many(rows)
+            store.candidates.add_many([{"candidate_id": f"{run_id}-{it}-c{k}", "run_id": run_id, "iteration": it,
+                                        "prompt_id": "q0000", "text": f"SELECT {k};", "temperature": 0.7, "seed": k,
+                                        "sample_index": k, "n_tokens": 3, "verification": {"executes": True}}
+                                       for k in range(2)])
+            store.judgements.add_many([{"run_id": run_id, "iteration": it, "prompt_id": "q0000",
+                                        "candidate_a": f"{run_id}-{it}-c0", "candidate_b": f"{run_id}-{it}-c1",
+                                        "judge_id": "stub", "winner": w, "confidence": 0.9,
+                                        "rationale": "shorter answer preferred", "raw_reply": "A <b>wins</b>"}
+                                       for w in ("a", "b", "invalid")])
+        kept = sum(1 for r in pair_rows(run_id, it, pairs) if r["kept"]) if it else 0
+        store.iterations.finish(run_id, it, status="completed", model_path=None, model_hash=None, regressed=False,
+                                gate_decision="baseline" if it == 0 else "improved", pairs_kept=kept,
+                                pairs_dropped=(pairs - kept) if it else 0)
+        manifest = build_manifest(kind="iteration", run_id=run_id, iteration=it, parents=list(parents),
+                                  versions={"python": "test"})
+        store.manifests.write(manifest["manifest_id"], run_id, it, manifest)
+        parents.append(manifest["manifest_id"])
+    store.runs.set_status(run_id, "completed")
+    return run_id
