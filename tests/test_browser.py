@@ -28,6 +28,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
+# CI (.ci/run) installs chromium and sets RLAIF_REQUIRE_BROWSER=1: there a missing browser fails instead of skipping
+if os.environ.get("RLAIF_REQUIRE_BROWSER") == "1" and not CHROMIUM.exists():
+    raise RuntimeError("RLAIF_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing (apt-get install -y chromium)")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
