@@ -2,7 +2,8 @@
 
 Every prompt produces exactly one decision row, kept or dropped with a reason, so the Browse page and the manifest can
 say how many pairs each filter removed (peers silently lose them). Reasons:
-``identical_candidates``, ``all_invalid``, ``no_contrast``, ``tie``, ``invalid_verdict``, ``conflict``,
+``identical_candidates``, ``all_invalid``, ``no_contrast``, ``undecided_ranking``, ``tie``, ``invalid_verdict``,
+``conflict``,
 ``chosen_fails_hard_checks``, ``length_skew``, ``low_confidence``.
 """
 
@@ -42,7 +43,9 @@ def decide_pair(texts: Sequence[str], matches: Sequence[Match], cfg: PairConfig,
     """Choose best vs worst and apply the filters, in a fixed order.
 
     By default best and worst are the Copeland extremes of ``matches`` (round-robin). A cheaper ranking strategy
-    passes its own (chosen, rejected) as ``ranked``; the direct verdict between them must still be among the matches.
+    passes its own decisive (chosen, rejected) as ``ranked`` ((None, None) when its brackets could not decide). The
+    two need not have met: a knockout's chosen won every match it played and its rejected lost every one, so their
+    order is implied and the weakest of those verdicts' confidences is the pair's.
     """
     scores = tuple(copeland(texts, matches))
     calls = len(matches)
@@ -54,17 +57,26 @@ def decide_pair(texts: Sequence[str], matches: Sequence[Match], cfg: PairConfig,
         return drop("identical_candidates")
     if matches and all(not m.verdict.is_valid for m in matches):
         return drop("all_invalid")
-    chosen, rejected = ranked if ranked is not None and None not in ranked else best_and_worst(texts, scores)
-    if scores[chosen] == scores[rejected] and ranked is None:
-        return drop("no_contrast", chosen, rejected)
+    if ranked is not None:
+        chosen, rejected = ranked
+        if chosen is None or rejected is None:
+            return drop("undecided_ranking")
+    else:
+        chosen, rejected = best_and_worst(texts, scores)
+        if scores[chosen] == scores[rejected]:
+            return drop("no_contrast", chosen, rejected)
     verdict, chosen_side = _direct(matches, chosen, rejected)
-    confidence = verdict.confidence if verdict is not None else 0.0
-    if verdict is None or verdict.winner == "invalid":
-        return drop("invalid_verdict", chosen, rejected)
-    if verdict.winner == "tie":
-        return drop("tie", chosen, rejected, confidence)
-    if verdict.winner != chosen_side:
-        return drop("conflict", chosen, rejected, confidence)
+    if verdict is None and ranked is not None:
+        played = [m.verdict.confidence for m in matches if {m.i, m.j} & {chosen, rejected}]
+        confidence = min(played) if played else 0.0
+    else:
+        confidence = verdict.confidence if verdict is not None else 0.0
+        if verdict is None or verdict.winner == "invalid":
+            return drop("invalid_verdict", chosen, rejected)
+        if verdict.winner == "tie":
+            return drop("tie", chosen, rejected, confidence)
+        if verdict.winner != chosen_side:
+            return drop("conflict", chosen, rejected, confidence)
     if cfg.require_chosen_passes_hard and checks is not None and checks[chosen] is not None:
         hard = rubric.hard_verifiers
         if any(not checks[chosen].get(v, True) for v in hard):

@@ -458,7 +458,7 @@ class RLAIFPipeline:
         t0 = time.perf_counter()
         tasks = [RankingTask(p.prompt, [s.text for s in group], p.reference, p.id) for p, group in zip(train, samples)]
         rankings = rank_candidates(
-            judge, tasks, self.rubric, cfg.judge.ranking, confirm=True, chunk=cfg.judge.batch_size,
+            judge, tasks, self.rubric, cfg.judge.ranking, confirm=False, chunk=cfg.judge.batch_size,
             on_round=lambda d, t: (self._check_cancel(), self._emit("judge", d, t, iteration)))
         judgement_rows = []
         for p, task, ranking in zip(train, tasks, rankings):
@@ -485,8 +485,8 @@ class RLAIFPipeline:
             texts = [s.text for s in group]
             ranking = rankings[k]
             d: PairDecision = decide_pair(texts, ranking.matches, cfg.pairs, self.rubric, checks[k],
-                                          ranked=(ranking.chosen, ranking.rejected)
-                                          if cfg.judge.ranking != "round_robin" else None)
+                                          ranked=None if cfg.judge.ranking == "round_robin" else
+                                          ((ranking.chosen, ranking.rejected) if ranking.decisive else (None, None)))
             row = {
                 "pair_id": _short(run_id, iteration, p.id, "pair"), "run_id": run_id, "iteration": iteration,
                 "prompt_id": p.id, "prompt": rendered[k],

@@ -59,3 +59,13 @@ def test_cycle_without_direct_win_is_a_conflict_or_no_contrast():
           Match(1, 2, Verdict("a", 1)), Match(1, 3, Verdict("a", 1)), Match(2, 3, Verdict("a", 1))]
     d = decide_pair(texts, ms, PairConfig(), RUBRIC)
     assert (d.chosen, d.rejected) == (0, 3) and d.drop_reason == "conflict"
+
+
+def test_cheaper_ranking_needs_no_direct_match_but_must_be_decisive():
+    # knockout over 4: 0 beat 1, 2 beat 3 (first round), 0 beat 2 (final); losers 1 vs 3: 3 lost -> rejected 3
+    ms = [Match(0, 1, Verdict("a", 0.9)), Match(2, 3, Verdict("a", 0.8)), Match(0, 2, Verdict("a", 0.7)),
+          Match(1, 3, Verdict("a", 0.6))]
+    d = decide_pair(["a", "b", "c", "d"], ms, PairConfig(), RUBRIC, ranked=(0, 3))
+    assert d.kept and (d.chosen, d.rejected) == (0, 3) and d.confidence == 0.6
+    assert decide_pair(["a", "b", "c", "d"], ms, PairConfig(), RUBRIC, ranked=(None, None)).drop_reason == \
+        "undecided_ranking"
