@@ -127,10 +127,11 @@ def cmd_run(args) -> int:
     train, evals = load_prompts(train_path), load_prompts(eval_path)
     bars = _Bars(enabled=not args.no_progress)
     primary = cfg.loop.primary_metric
-    print(f"run {cfg.name}: {len(train)} train prompts, {len(evals)} eval prompts, judge {cfg.judge.name}, "
+    n_train = min(len(train), cfg.data.max_train_prompts or len(train))
+    n_eval = min(len(evals), cfg.data.max_eval_prompts or len(evals))
+    print(f"run {cfg.name}: {n_train} train prompts, {n_eval} eval prompts, judge {cfg.judge.name}, "
           f"{cfg.loop.iterations} iterations, loss {'+'.join(cfg.training.loss_type)}")
     k = cfg.sampling.candidates_per_prompt
-    n_train = min(len(train), cfg.data.max_train_prompts or len(train))
     comparisons = cfg.loop.iterations * n_train * k * (k - 1) // 2
     _, note = estimate_judge_cost(cfg, comparisons)
     print(f"judge cost estimate for at most {comparisons} comparisons: {note}")
@@ -253,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     repro.set_defaults(func=cmd_reproduce)
 
     from rlaif.cli_anchors import add_commands
+    from rlaif.cli_extras import add_commands as add_extra_commands
 
     add_commands(sub)
+    add_extra_commands(sub)
     return parser
 
 

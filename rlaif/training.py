@@ -86,7 +86,8 @@ def lora_config(cfg: TrainingConfig, model) -> Any:
     )
 
 
-def _callbacks(on_step: Callable[[int, int], None] | None, cancel: threading.Event | None):
+def step_callbacks(on_step: Callable[[int, int], None] | None, cancel: threading.Event | None):
+    """Trainer callbacks that report each step and stop training cleanly once ``cancel`` is set."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -131,7 +132,7 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg, model),
-        callbacks=_callbacks(on_step, cancel),
+        callbacks=step_callbacks(on_step, cancel),
     )
     trainer.remove_callback(PrinterCallback)  # per-step log dicts would flood the CLI; log_history keeps them
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}

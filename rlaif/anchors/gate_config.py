@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from rlaif.config_fields import check, help_field
 from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_HOLDOUT_FRACTION, DEFAULT_MIN_ITEMS, DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
@@ -22,15 +23,7 @@ if TYPE_CHECKING:
     from rlaif.rubric import Rubric
 
 
-def _help(text: str, default: Any):
-    return field(default=default, metadata={"help": text})
-
-
-def _check(condition: bool, field_path: str, problem: str) -> None:
-    if not condition:
-        from rlaif.config import ConfigError  # imported here: rlaif.config imports this module
-
-        raise ConfigError(field_path, problem)
+_help, _check = help_field, check
 
 
 @dataclass

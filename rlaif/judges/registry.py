@@ -31,7 +31,7 @@ from rlaif.judges.base import Judge
 from rlaif.judges.simple import BiasedJudge, StubJudge
 from rlaif.judges.verifier import VerifierJudge
 
-JUDGE_NAMES = ("verifier", "stub", "biased", "anthropic", "openai", "local", "ensemble", "tiered")
+JUDGE_NAMES = ("verifier", "stub", "biased", "anthropic", "openai", "local", "auto", "ensemble", "tiered")
 WRAPPER_OPTIONS = ("debias", "verifier_first", "cache")
 LOCAL_OPTIONS = ("model_path", "gguf_file", "device", "batch_size", "tie_margin", "min_label_mass",
                  "max_prompt_tokens")
@@ -77,6 +77,10 @@ def _no_options(name: str, options: dict[str, Any]) -> None:
 
 
 def _base_judge(name: str, options: dict[str, Any], verify, store) -> Judge:
+    if name == "auto":  # an API judge when its key is set, else the local judge
+        from rlaif.judges.auto import make_auto_judge
+
+        return make_auto_judge(options, store, verify=verify)
     if name == "stub":
         _no_options(name, options)
         return StubJudge()
