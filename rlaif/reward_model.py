@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from rlaif.training import step_callbacks
+from rlaif.training import step_callbacks, trainer_device_args
 from rlaif.policy import Device, load_tokenizer, model_hash, select_device
 
 INFO_FILE = "reward_model.json"
@@ -136,19 +136,8 @@ def to_trl_reward_config(cfg: RewardConfig, output_dir: str | Path, device: Devi
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=min(cfg.max_length, context_length) if context_length else cfg.max_length,
         center_rewards_coefficient=cfg.center_rewards_coefficient,
-        lr_scheduler_type="linear",
-        bf16=device.bf16,
-        fp16=device.name == "cuda" and device.dtype == torch.float16,
-        use_cpu=device.name == "cpu",
-        gradient_checkpointing=False,
         disable_dropout=True,
-        seed=seed,
-        data_seed=seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
+        **trainer_device_args(device, seed),
     )
 
 

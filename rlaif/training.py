@@ -54,6 +54,15 @@ def to_dpo_config(cfg: TrainingConfig, output_dir: str | Path, device: Device, s
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=min(cfg.max_length, context_length) if context_length else cfg.max_length,
         warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
+        remove_unused_columns=False,
+        **trainer_device_args(device, seed),
+    )
+
+
+def trainer_device_args(device: Device, seed: int) -> dict[str, Any]:
+    """What every TRL trainer here shares: precision per device (TRL's defaults assume a GPU), no activation
+    checkpointing, no mid-run saves, seeded data order, quiet logging (progress goes through callbacks)."""
+    return dict(
         lr_scheduler_type="linear",
         bf16=device.bf16,
         fp16=device.name == "cuda" and device.dtype == torch.float16,
@@ -66,7 +75,6 @@ def to_dpo_config(cfg: TrainingConfig, output_dir: str | Path, device: Device, s
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
-        remove_unused_columns=False,
     )
 
 
