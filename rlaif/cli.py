@@ -57,8 +57,8 @@ def print_iteration(it, primary: str) -> None:
         print(f"   pairs kept {it.preference_count}, dropped {sum(it.dropped.values())} ({dropped}); "
               f"judge calls {it.judge_calls}; train loss {_fmt(it.train_loss)}")
     print("   held-out: " + ", ".join(f"{k} {_fmt(v)}" for k, v in overall.items()))
-    cohorts = [c for c in m if c != "all"]
-    if cohorts and primary in overall:
+    cohorts = [c for c in m if c != "all" and primary in m[c]]
+    if cohorts:
         print("   per cohort " + primary + ": " + ", ".join(f"{c} {_fmt(m[c].get(primary))}" for c in cohorts))
     g = it.gate
     print(f"   gate: {g.decision} ({primary} {g.value:.3f}; best {g.best_value:.3f} at iteration {g.best_iteration}; "
