@@ -7,7 +7,7 @@ from rlaif.browse import calibration_summary, short_id
 from rlaif.charts import judge_figure, length_figure, metric_figure, pairs_figure, run_chart_data
 from rlaif.config import LOSS_TYPES, ConfigError
 from rlaif.datasets import load_prompts
-from rlaif.jobs import RUNNER, job_view
+from rlaif.jobs import RUNNER, job_view, resumable
 from rlaif.judges import JUDGE_NAMES
 from rlaif.workbench import estimate_run_cost, field_help, kappa_field, run_config, spends_api
 
@@ -98,6 +98,11 @@ def live() -> None:
     details = [f"status **{run['status']}**", f"judge {run['judge_id']}", f"rubric {str(run['rubric_version'])[:12]}",
                f"recommended iteration {run['recommended_iteration']}", calibration_summary(store, run_id), run["error"]]
     st.caption(" · ".join(d for d in details if d))
+    if resumable(run) and wb.can("run") and st.button("Resume run", key=f"resume-{run_id}",
+                                                      help="Continue after the last finished iteration; verdicts "
+                                                           "already paid for come back from the judge cache."):
+        st.session_state["runs.selected_job"] = RUNNER.submit_resume(store, run_id, started_by=wb.labeller)
+        st.rerun()
     data = run_chart_data(store, run_id)
     left, right = st.columns(2)
     left.plotly_chart(metric_figure(data), key="chart-metric")

@@ -39,6 +39,7 @@ class _Job:
     config: RunConfig
     rubric: Rubric | None
     judge: Judge | None
+    resume_run_id: str | None = None  # set: continue this stored run instead of starting a new one
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -109,7 +110,11 @@ class JobRunner:
         params = {"project": project, "config": config.to_dict(), "base_dir": config.base_dir,
                   "rubric_version": rubric.version if rubric else None, "started_by": started_by}
         job_id = store.jobs.create(RUN_JOB, params)
-        job = _Job(job_id, store, config, rubric, judge)
+        self._enqueue(store, _Job(job_id, store, config, rubric, judge))
+        return job_id
+
+    def _enqueue(self, store, job: _Job) -> None:
+        job_id = job.job_id
         with self._lock:
             self._jobs[job_id] = job
             self._queue.append(job)
@@ -120,6 +125,18 @@ class JobRunner:
             self._lock.notify_all()
         if position > 1:
             store.jobs.update(job_id, message=f"queued: {position - 1} job(s) ahead hold the trainer")
+
+    def submit_resume(self, store, run_id: str, *, started_by: str) -> str:
+        """Queue the continuation of a crashed, interrupted or cancelled run (the same work as `rlaif resume`)."""
+        run = store.runs.get(run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id!r} in the store")
+        if not resumable(run):
+            raise ValueError(f"run {run_id} is {run['status']}; nothing to resume")
+        config = RunConfig.from_record(run["config"])
+        job_id = store.jobs.create(RUN_JOB, {"resume": run_id, "started_by": started_by}, run_id=run_id)
+        job = _Job(job_id, store, config, None, None, resume_run_id=run_id)
+        self._enqueue(store, job)
         return job_id
 
     def cancel(self, store, job_id: str) -> None:
@@ -190,11 +207,17 @@ class JobRunner:
         try:
             store.jobs.update(job.job_id, status="running", stage="start", step=0, total=0, message="starting")
             watcher.start()
-            pipeline = RLAIFPipeline(cfg, store=store, judge=job.judge, rubric=job.rubric, cancel=job.cancel)
-            pipeline.progress = _ProgressWriter(job, pipeline)
-            train, evals = load_prompts(cfg.resolve(cfg.data.train)), load_prompts(cfg.resolve(cfg.data.eval))
+            if job.resume_run_id:
+                pipeline = RLAIFPipeline.for_run(store, job.resume_run_id, cancel=job.cancel)
+                pipeline.progress = _ProgressWriter(job, pipeline)
+                iterations = pipeline.resume()
+            else:
+                pipeline = RLAIFPipeline(cfg, store=store, judge=job.judge, rubric=job.rubric, cancel=job.cancel)
+                pipeline.progress = _ProgressWriter(job, pipeline)
+                train, evals = load_prompts(cfg.resolve(cfg.data.train)), load_prompts(cfg.resolve(cfg.data.eval))
+                iterations = pipeline.run(train, evals)
             last = None
-            for last in pipeline.run(train, evals):
+            for last in iterations:
                 pass
             run = store.runs.get(pipeline.run_id)
             summary = f"run {run['status']}"
@@ -221,6 +244,15 @@ class JobRunner:
                 job.store.jobs.heartbeat(job.job_id)
             except Exception:  # a closed store during shutdown: nothing left to watch
                 return
+
+
+def resumable(run: dict[str, Any]) -> bool:
+    """A run can be continued unless it finished (completed, or stopped by a gate); a 'running' run whose process is
+    gone (a crash) can be, but not one this process is running right now."""
+    if run["status"] in ("completed", "stopped"):
+        return False
+    active = RUNNER.active_job_id()
+    return not (run["status"] == "running" and active is not None)
 
 
 RUNNER = JobRunner()

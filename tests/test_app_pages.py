@@ -145,6 +145,29 @@ def test_runs_page_cancels_a_job(env):
     assert store(env).jobs.get(job_id)["status"] == "cancelled"
 
 
+def test_runs_page_resumes_a_cancelled_run(env):
+    at = open_page("runs")
+    next(b for b in at.button if b.label == "Start run").click().run()
+    job_id = at.session_state["runs.selected_job"]
+    deadline = time.monotonic() + 120
+    while not store(env).jobs.get(job_id)["run_id"]:  # cancel once the run exists, not while the job is queued
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    RUNNER.cancel(store(env), job_id)
+    assert RUNNER.wait(job_id, 120)
+    at.run()
+    run_id = store(env).jobs.get(job_id)["run_id"]
+    assert store(env).runs.get(run_id)["status"] == "cancelled"
+    resume = [b for b in at.button if b.label == "Resume run"]
+    assert resume, "a cancelled run offers a Resume button"
+    resume[0].click().run()
+    assert not at.exception, at.exception
+    resumed = at.session_state["runs.selected_job"]
+    assert resumed != job_id and RUNNER.wait(resumed, 240)
+    assert store(env).jobs.get(resumed)["status"] == "completed"
+    assert store(env).runs.get(run_id)["status"] == "completed"
+
+
 def test_browse_page_filters_and_pages_pairs(env):
     s = store(env)
     run_id = seed_run(s, pairs=130)

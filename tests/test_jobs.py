@@ -145,3 +145,41 @@ def test_jobs_of_a_previous_server_show_as_interrupted_after_restart(tmp_path, m
     view = job_view(row)
     assert not view.active and view.label.startswith("interrupted")
     close_stores()
+
+
+def test_an_interrupted_run_resumes_as_a_background_job(tmp_path):
+    """A run cut off mid-iteration (its process gone: status interrupted) is continued by a resume job with the real
+    pipeline, and ends as an uninterrupted run would: every iteration has its manifest."""
+    from rlaif.datasets import load_prompts
+    from rlaif.jobs import resumable
+    from rlaif.pipeline import RLAIFPipeline
+    from store import Store
+    from tests.tiny_models import build_tiny_gpt2
+    from tests.workbench_fixtures import write_project
+
+    project = write_project(tmp_path / "p", build_tiny_gpt2(tmp_path / "m"), iterations=2)
+    cfg = run_config(project)
+    cancel = threading.Event()
+
+    def stop_in_iteration_2(event):
+        if event.iteration == 2 and event.stage == "judge":
+            cancel.set()
+
+    with Store(tmp_path / "s.duckdb") as store:
+        pipe = RLAIFPipeline(cfg, store=store, progress=stop_in_iteration_2, cancel=cancel)
+        with pytest.raises(RunCancelled):
+            list(pipe.run(load_prompts(cfg.resolve(cfg.data.train)), load_prompts(cfg.resolve(cfg.data.eval))))
+        store.runs.set_status(pipe.run_id, "interrupted")  # what the next server start records for a dead job
+        assert resumable(store.runs.get(pipe.run_id))
+        assert [m["iteration"] for m in store.manifests.for_run(pipe.run_id)] == [0, 1]
+
+        job_id = RUNNER.submit_resume(store, pipe.run_id, started_by="ana")
+        assert RUNNER.wait(job_id, timeout=300)
+        job = store.jobs.get(job_id)
+        assert job["status"] == "completed", job["error"]
+        assert job["run_id"] == pipe.run_id
+        assert store.runs.get(pipe.run_id)["status"] == "completed"
+        assert [m["iteration"] for m in store.manifests.for_run(pipe.run_id)] == [0, 1, 2]
+        assert not resumable(store.runs.get(pipe.run_id))
+        with pytest.raises(ValueError, match="nothing to resume"):
+            RUNNER.submit_resume(store, pipe.run_id, started_by="ana")
