@@ -311,8 +311,7 @@ def run_scenario(scenario: Scenario, args) -> bool:
     print(f"   [{verdict(calls_ok)}: knockout calls <= 2/3 of round-robin] "
           f"[{verdict(strict >= 0.95)}: measured strict agreement >= 95%] "
           f"[{verdict(s['knockout'] >= 0.95)}: expected strict agreement >= 95%] "
-          f"[{verdict(calls['knockout+confirm'] <= calls['round_robin'] * 2 / 3 + 1e-9)}: knockout+confirm "
-          f"(the loop's setting) calls <= 2/3]")
+          f"(the loop runs the knockout without the confirming match: 2/3 of round-robin's calls)")
     # the verdict on the target uses the expectation: 1,000 prompts measure agreement only to about +-1.5 points
     return calls_ok and s["knockout"] >= 0.95
 
