@@ -48,23 +48,16 @@ class _Wrapper(Judge):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class DebiasedJudge(_Wrapper):
-    """Asks both orders in one batch; agreement keeps the winner, disagreement becomes a tie with confidence 0.
+class BothOrdersJudge(_Wrapper):
+    """Asks the inner judge every comparison in both orders, in one batch, and lets ``_combine`` decide each pair
+    from (verdict in order AB, verdict on the swapped comparison). Subclasses differ only in how they combine."""
 
-    If either order is invalid the pair is invalid: position consistency cannot be checked on one answer, and a
-    training signal that may be pure position bias is worse than none. ``stats['flip_rate']`` = order-dependent
-    verdicts / pairs with both orders valid.
-    """
-
-    def __init__(self, inner: Judge):
+    def __init__(self, inner: Judge, judge_id: str, stats: dict[str, Any]):
         self.inner = inner
         self.inner_judges = (inner,)
-        self.judge_id = f"debiased({inner.judge_id})"
-        self.stats = {"pairs": 0, "both_valid": 0, "flips": 0, "disagreements": 0, "flip_rate": 0.0}
+        self.judge_id = judge_id
+        self.stats = stats
         self._lock = threading.Lock()
-
-    def describe(self) -> dict[str, Any]:
-        return {"judge_id": self.judge_id, "kind": "debiased", "inner": self.inner.describe()}
 
     def estimate_cost(self, n: int, prompt_tokens: int, output_tokens: int | None = None) -> float | None:
         return _cost_estimate([self.inner], 2 * n, prompt_tokens, output_tokens)
@@ -76,11 +69,36 @@ class DebiasedJudge(_Wrapper):
         both = self.inner.compare(list(comparisons) + [c.swapped() for c in comparisons], rubric)
         out = [self._combine(ab, ba) for ab, ba in zip(both[:n], both[n:])]
         with self._lock:
-            s = self.stats
-            s["pairs"] += n
-            s["both_valid"] += sum(1 for ab, ba in zip(both[:n], both[n:]) if ab.is_valid and ba.is_valid)
-            s["flip_rate"] = s["disagreements"] / s["both_valid"] if s["both_valid"] else 0.0
+            self.stats["pairs"] += n
+            self._after_batch(both[:n], both[n:])
         return out
+
+    def _after_batch(self, ab: Sequence[Verdict], ba: Sequence[Verdict]) -> None:
+        """Batch-level counters, under the lock."""
+
+    def _combine(self, ab: Verdict, ba_swapped: Verdict) -> Verdict:
+        raise NotImplementedError
+
+
+class DebiasedJudge(BothOrdersJudge):
+    """Asks both orders in one batch; agreement keeps the winner, disagreement becomes a tie with confidence 0.
+
+    If either order is invalid the pair is invalid: position consistency cannot be checked on one answer, and a
+    training signal that may be pure position bias is worse than none. ``stats['flip_rate']`` = order-dependent
+    verdicts / pairs with both orders valid.
+    """
+
+    def __init__(self, inner: Judge):
+        super().__init__(inner, f"debiased({inner.judge_id})",
+                         {"pairs": 0, "both_valid": 0, "flips": 0, "disagreements": 0, "flip_rate": 0.0})
+
+    def describe(self) -> dict[str, Any]:
+        return {"judge_id": self.judge_id, "kind": "debiased", "inner": self.inner.describe()}
+
+    def _after_batch(self, ab: Sequence[Verdict], ba: Sequence[Verdict]) -> None:
+        s = self.stats
+        s["both_valid"] += sum(1 for x, y in zip(ab, ba) if x.is_valid and y.is_valid)
+        s["flip_rate"] = s["disagreements"] / s["both_valid"] if s["both_valid"] else 0.0
 
     def _combine(self, ab: Verdict, ba_swapped: Verdict) -> Verdict:
         raw = json.dumps({"ab": ab.raw_reply, "ba": ba_swapped.raw_reply}, ensure_ascii=False)

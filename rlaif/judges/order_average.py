@@ -14,11 +14,10 @@ judges) fall back to agreement of the winners, as ``DebiasedJudge`` does. A fail
 from __future__ import annotations
 
 import json
-import threading
-from typing import Any, Sequence
+from typing import Any
 
-from rlaif.judges.base import Comparison, Judge, Verdict
-from rlaif.rubric import Rubric
+from rlaif.judges.base import Judge, Verdict
+from rlaif.judges.combinators import BothOrdersJudge, _usage_sum
 
 
 def _p_first(v: Verdict) -> float | None:
@@ -29,45 +28,22 @@ def _p_first(v: Verdict) -> float | None:
     return None
 
 
-class OrderAveragedJudge(Judge):
+class OrderAveragedJudge(BothOrdersJudge):
     def __init__(self, inner: Judge, tie_margin: float = 0.0):
         if not 0.0 <= tie_margin < 1.0:
             raise ValueError(f"judge.options.average_tie_margin: must be in [0, 1), got {tie_margin}")
-        self.inner = inner
-        self.inner_judges = (inner,)
+        super().__init__(inner, f"order-averaged({inner.judge_id})",
+                         {"pairs": 0, "both_valid": 0, "averaged": 0, "ties": 0, "mean_position_bias": 0.0})
         self.tie_margin = float(tie_margin)
-        self.judge_id = f"order-averaged({inner.judge_id})"
-        self.stats = {"pairs": 0, "both_valid": 0, "averaged": 0, "ties": 0, "mean_position_bias": 0.0}
         self._bias_sum = 0.0
-        self._lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         return {"judge_id": self.judge_id, "kind": "order_averaged", "tie_margin": self.tie_margin,
                 "inner": self.inner.describe()}
 
-    def estimate_cost(self, n: int, prompt_tokens: int, output_tokens: int | None = None) -> float | None:
-        from rlaif.judges.pricing import cost_of_judge
-
-        return cost_of_judge(self.inner, 2 * n, prompt_tokens, output_tokens)
-
-    def prime(self, candidate: str, reference: str, checks: dict[str, bool]) -> None:
-        if hasattr(self.inner, "prime"):
-            self.inner.prime(candidate, reference, checks)
-
-    def compare(self, comparisons: Sequence[Comparison], rubric: Rubric) -> list[Verdict]:
-        n = len(comparisons)
-        if n == 0:
-            return []
-        both = self.inner.compare(list(comparisons) + [c.swapped() for c in comparisons], rubric)
-        out = [self._combine(ab, ba) for ab, ba in zip(both[:n], both[n:])]
-        with self._lock:
-            self.stats["pairs"] += n
-        return out
-
     def _combine(self, ab: Verdict, ba: Verdict) -> Verdict:
         raw = json.dumps({"ab": ab.raw_reply, "ba": ba.raw_reply}, ensure_ascii=False)
-        usage = {"tokens_in": ab.tokens_in + ba.tokens_in, "tokens_out": ab.tokens_out + ba.tokens_out,
-                 "cost_usd": ab.cost_usd + ba.cost_usd, "latency_ms": max(ab.latency_ms, ba.latency_ms)}
+        usage = _usage_sum([ab, ba])
         if not ab.is_valid or not ba.is_valid:  # before any un-flipping: a failed order is never turned into a win
             reasons = [f"{name}: {v.rationale}" for name, v in (("ab", ab), ("ba", ba)) if not v.is_valid]
             return Verdict.invalid(self.judge_id, "; ".join(reasons), raw_reply=raw, **usage)
