@@ -249,3 +249,27 @@ def _handler_for(owner: JudgeServer):
             self.wfile.write(body)
 
     return Handler
+
+
+def flaky_responder(seed: int, *, server_error: int = 500,
+                    ties: bool = False) -> Callable[[RecordedRequest], Action]:
+    """A seeded responder mixing faults into a shorter-is-better judge: 15% 429s (retry-after 10 ms), 10% server
+    errors, 5% garbage bodies, otherwise a verdict (equal lengths a tie when ``ties``, else "a")."""
+    import random
+
+    rng = random.Random(seed)
+
+    def respond(request: RecordedRequest) -> Action:
+        r = rng.random()
+        if r < 0.15:
+            return Fail(429, retry_after=0.01)
+        if r < 0.25:
+            return Fail(server_error)
+        if r < 0.30:
+            return Garbage()
+        a, b = request.candidates()
+        if ties and len(a) == len(b):
+            return verdict_json("tie")
+        return verdict_json("a" if len(a) <= len(b) else "b")
+
+    return respond

@@ -14,7 +14,7 @@ from rlaif.judges.pricing import PriceTable, ModelPrice, actual_cost, estimate_c
 from rlaif.judges.strategies import RankingTask, rank_candidates
 from rlaif.rubric import rubric_from_dict
 from store import Store
-from tests.judge_server import Fail, Garbage, Hang, JudgeServer, Reply, verdict_json
+from tests.judge_server import Fail, Garbage, Hang, JudgeServer, Reply, flaky_responder, verdict_json
 
 SECRET = "sk-test-SECRET123456789"
 RUBRIC = rubric_from_dict({"name": "r", "criteria": [{"name": "correct", "description": "right answer"},
@@ -104,22 +104,7 @@ def test_garbage_never_yields_a_winner(provider, server):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_ranking_completes_through_random_faults(provider):
-    import random
-
-    rng = random.Random(7)
-
-    def flaky(request):
-        r = rng.random()
-        if r < 0.15:
-            return Fail(429, retry_after=0.01)
-        if r < 0.25:
-            return Fail(502)
-        if r < 0.30:
-            return Garbage()
-        a, b = request.candidates()
-        return verdict_json("a" if len(a) < len(b) else "b" if len(b) < len(a) else "tie")
-
-    with JudgeServer(flaky) as server:
+    with JudgeServer(flaky_responder(7, server_error=502, ties=True)) as server:
         judge = make(provider, server, concurrency=8, max_retries=6)
         tasks = [RankingTask(f"q{k}", ["x" * (k % 3 + 1), "xxxxx", "xx" + "y" * k, "z"]) for k in range(10)]
         results = rank_candidates(judge, tasks, RUBRIC, "round_robin")

@@ -1,14 +1,13 @@
 """The loop with an API judge: the real openai/anthropic clients against a flaky loopback server."""
 
 import json
-import random
 
 import pytest
 
 from rlaif.datasets import load_prompts
 from rlaif.pipeline import RLAIFPipeline
 from store import Store
-from tests.judge_server import Fail, Garbage, JudgeServer, verdict_json
+from tests.judge_server import JudgeServer, flaky_responder, verdict_json
 from tests.test_pipeline import make_config, tiny  # noqa: F401  (fixture)
 
 SECRET = "sk-test-SECRET987654321"
@@ -20,22 +19,6 @@ def keys(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
 
 
-def flaky_responder(seed=3):
-    rng = random.Random(seed)
-
-    def respond(request):
-        r = rng.random()
-        if r < 0.15:
-            return Fail(429, retry_after=0.01)
-        if r < 0.25:
-            return Fail(500)
-        if r < 0.30:
-            return Garbage()
-        a, b = request.candidates()
-        return verdict_json("a" if len(a) <= len(b) else "b")
-    return respond
-
-
 def run(cfg, store):
     pipe = RLAIFPipeline(cfg, store=store)
     results = list(pipe.run(load_prompts(cfg.resolve(cfg.data.train)), load_prompts(cfg.resolve(cfg.data.eval))))
@@ -44,7 +27,7 @@ def run(cfg, store):
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_loop_completes_through_faults_and_cache_makes_rerun_free(provider, tiny, tmp_path):
-    with JudgeServer(flaky_responder()) as server:
+    with JudgeServer(flaky_responder(3)) as server:
         url = server.openai_url if provider == "openai" else server.url
         options = {"model": "judge-model", "base_url": url, "concurrency": 4, "backoff_base_s": 0.01,
                    "backoff_max_s": 0.05, "max_retries": 6, "cache": True}
