@@ -94,3 +94,9 @@ def dataset_hash(records: list[PromptRecord] | list[dict[str, Any]]) -> str:
     from store.content_hash import content_hash
 
     return content_hash([r.to_dict() if isinstance(r, PromptRecord) else r for r in records])
+
+
+def records_from_store(rows: list[dict[str, Any]]) -> list[PromptRecord]:
+    """Prompt records from the store's ``prompts`` rows: the same records (and so the same dataset hash) as imported."""
+    return [PromptRecord(id=r["prompt_id"], prompt=r["prompt"], reference=r.get("reference"),
+                         cohort=r.get("cohort") or "default", extra=r.get("extra") or {}) for r in rows]

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from rlaif.anchors.gate_config import resolve_anchor_set, run_calibration_gate
 from rlaif.config import RunConfig
-from rlaif.datasets import PromptRecord
+from rlaif.datasets import PromptRecord, records_from_store
 from rlaif.evaluation import EvalResult, evaluate_outputs
 from rlaif.gates import GateDecision, recommend_best, regression_gate
 from rlaif.human_blend import blend_rows
@@ -117,11 +117,6 @@ def _maybe_crash(stage: str, iteration: int, step: int) -> None:
     parts = spec.split(":")
     if parts[0] == stage and int(parts[1]) == iteration and step >= (int(parts[2]) if len(parts) > 2 else 1):
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def records_from_store(rows: Sequence[dict[str, Any]]) -> list[PromptRecord]:
-    return [PromptRecord(id=r["prompt_id"], prompt=r["prompt"], reference=r.get("reference"),
-                         cohort=r.get("cohort") or "default", extra=r.get("extra") or {}) for r in rows]
 
 
 class RLAIFPipeline:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.config import ConfigError, config_from_dict
+from rlaif.datasets import records_from_store
 from rlaif.manifest import content_hash, manifest_id_of, verify_manifest
 from rlaif.policy import model_hash
 
@@ -108,8 +109,7 @@ def check_inputs(body: dict[str, Any], store) -> tuple[list[str], Any, str | Non
         if not rows:
             problems.append(f"{role}_dataset_id: prompt set {dataset_id} is not in this store")
             continue
-        records = [{"id": r["prompt_id"], "prompt": r["prompt"], "reference": r.get("reference"),
-                    "cohort": r.get("cohort") or "default", "extra": r.get("extra") or {}} for r in rows]
+        records = [p.to_dict() for p in records_from_store(rows)]
         if content_hash(records) != dataset_id:
             problems.append(f"{role}_dataset_id: the stored prompt set no longer hashes to {dataset_id[:16]}…")
         source = Path(cfg.resolve(getattr(cfg.data, role)) or "")
