@@ -1,4 +1,5 @@
-"""The RLAIF Workbench: the router and the shared sidebar; each page in ``pages/`` is a thin view over ``rlaif/``.
+"""The RLAIF Workbench: the router and the shared sidebar; each page in ``pages/`` is a thin view over ``rlaif/``,
+getting its context from ``rlaif.workbench.page`` (pages never import this module).
 
 Run it with ``streamlit run app.py`` (``.streamlit/config.toml`` binds 127.0.0.1). Served to a team, users come from
 ``[auth]`` in ``.streamlit/secrets.toml`` or ``RLAIF_USERS``; an annotator then sees and may use only the Label page.
@@ -13,41 +14,10 @@ import time
 
 import streamlit as st
 
-from rlaif.auth import AuthConfigError, User, check_exposure, load_users, sign_in
-from rlaif.workbench import Workbench, default_labeller, default_store_path, discover_projects, open_store
-
-# (file, title, icon, the action a user needs to see the page)
-PAGES = [
-    ("pages/runs.py", "Runs", ":material/play_circle:", "run"),
-    ("pages/rubrics.py", "Rubrics", ":material/rule:", "edit_rubric"),
-    ("pages/label.py", "Label", ":material/thumbs_up_down:", "label"),
-    ("pages/calibration.py", "Calibration", ":material/balance:", "calibrate"),
-    ("pages/browse.py", "Browse", ":material/table_view:", "browse"),
-    ("pages/export.py", "Export", ":material/download:", "export"),
-]
-
-
-def page_context(action: str, denied: str) -> Workbench:
-    """The first line of every page: this session's workbench, or a stop when the user may not ``action``.
-
-    A page can run without the router once: Streamlit starts in its legacy ``pages/``-folder mode, so the very first
-    request of a fresh server for a deep link (``/label``) runs the page file alone. Nothing is shown then; the
-    legacy mode is switched off (``st.navigation`` would do the same) and the run repeats through this router.
-    """
-    wb = st.session_state.get("workbench")
-    if wb is None:
-        if not st.session_state.get("wb.rerouted"):
-            from streamlit.runtime.pages_manager import PagesManager
-
-            st.session_state["wb.rerouted"] = True
-            PagesManager.uses_pages_directory = False
-            st.rerun()
-        st.error("Open the workbench through app.py (streamlit run app.py).")
-        st.stop()
-    if not wb.can(action):
-        st.error(denied)
-        st.stop()
-    return wb
+from rlaif.workbench.auth import AuthConfigError, User, check_exposure, load_users, sign_in
+from rlaif.workbench.page import PAGES, Workbench, default_labeller
+from rlaif.workbench.projects import discover_projects
+from rlaif.workbench.stores import default_store_path, open_store
 
 
 def _secrets() -> dict:
@@ -129,8 +99,12 @@ def run() -> None:
                       position="hidden").run()
         return
     st.session_state["workbench"] = _sidebar(user, signed_in=bool(users))
-    pages = [st.Page(path, title=title, icon=icon) for path, title, icon, action in PAGES if user.can(action)]
-    st.navigation(pages).run()
+    pages = [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES if user.can(p.action)]
+    # The default page is served at "/" and has no path of its own, so no real page is the default (else a link to
+    # /runs would be "Page not found"): "/" lands on this hidden page, which forwards to the user's first page.
+    home = st.Page(lambda: st.switch_page(pages[0]), title="Workbench", url_path="home", default=True,
+                   visibility="hidden")
+    st.navigation([home, *pages]).run()
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         from rlaif.config import TrainingConfig, load_config
         from rlaif.datasets import load_prompts
         from rlaif.judges.auto import make_auto_judge
-        from rlaif.judges.strategies import RankingTask, rank_candidates
+        from rlaif.judges.ranking import RankingTask, rank_candidates
         from rlaif.policy import greedy, load_policy, sample_candidates
         from rlaif.rubric import load_rubric
         from rlaif.training import train_dpo

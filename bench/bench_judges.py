@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlaif.judges.base import Comparison, Judge, Verdict  # noqa: E402
 from rlaif.judges.llm import AnthropicJudge, LLMJudgeSettings, OpenAIJudge  # noqa: E402
-from rlaif.judges.strategies import RankingTask, rank_candidates  # noqa: E402
+from rlaif.judges.ranking import RankingTask, rank_candidates  # noqa: E402
 from rlaif.rubric import DEFAULT_RUBRIC  # noqa: E402
 
 LATENCY_S = 0.050
@@ -166,7 +166,7 @@ def optimal_strict_agreement(n_calls: int, sigma: float, flip: float, flip_mode:
     Exhaustive search over decision trees (which pair to ask next given the answers so far) against the empirical
     distribution of consistent tournaments, then the most likely round-robin (chosen, rejected) at each leaf.
     """
-    from rlaif.ranking import Match, best_and_worst, copeland
+    from rlaif.judges.ranking import Match, best_and_worst, copeland
 
     pairs = list(itertools.combinations(range(4), 2))
     rng = random.Random(seed)

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from streamlit import config as st_config  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from rlaif.workbench import close_stores, open_store  # noqa: E402
+from rlaif.workbench.stores import close_stores, open_store  # noqa: E402
 from tests.workbench_fixtures import pair_rows, seed_run  # noqa: E402
 
 RUNS = 10  # the pairs are spread over this many runs, one iteration each

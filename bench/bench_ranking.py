@@ -10,7 +10,7 @@ also draws its own spread (lognormal), so some prompts' candidates are near-indi
 Each (prompt, unordered pair) gets one verdict, fixed by a hash (a temperature-0 or cached judge): asking again, or
 in the other order, gives the same answer, so round-robin and the knockout see the same tournament.
 
-Measured through ``rlaif.judges.strategies.rank_candidates`` on simulated prompts: judge calls per prompt, and
+Measured through ``rlaif.judges.ranking.rank_candidates`` on simulated prompts: judge calls per prompt, and
 strict agreement on (chosen, rejected) with round-robin (including its index tie-break among Copeland-equal
 candidates). Beside it, from 200,000 simulated tournaments: the model's expected agreement, and the best agreement
 ANY adaptive strategy asking at most k of the 6 pairs can reach (exhaustive search over decision trees).
@@ -37,8 +37,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlaif.judges.base import Judge, Verdict  # noqa: E402
-from rlaif.judges.strategies import RankingTask, rank_candidates  # noqa: E402
-from rlaif.ranking import Match, best_and_worst, copeland  # noqa: E402
+from rlaif.judges.ranking import RankingTask, rank_candidates  # noqa: E402
+from rlaif.judges.ranking import Match, best_and_worst, copeland  # noqa: E402
 from rlaif.rubric import DEFAULT_RUBRIC  # noqa: E402
 
 N = 4
@@ -191,7 +191,7 @@ def round_robin_answer(code: int) -> tuple[int, int]:
 
 
 def knockout_answer(code: int) -> tuple[int, int]:
-    """strategies._knockout_plan for N=4 on a decided tournament: (0,1) (2,3); winners and losers play."""
+    """ranking._knockout_plan for N=4 on a decided tournament: (0,1) (2,3); winners and losers play."""
     def beats(i: int, j: int) -> bool:
         return _outcome(code, PAIRS.index((i, j))) if i < j else not _outcome(code, PAIRS.index((j, i)))
 

@@ -3,13 +3,13 @@ inter-annotator agreement, and the locked holdout shown apart (reported, never d
 
 import streamlit as st
 
-from app import page_context
+from rlaif.workbench.page import page_context
 from rlaif.anchors import adjudicate_majority, anchor_set_stats, kappa_gate, kappa_table
-from rlaif.browse import anchor_disagreements, code_language
-from rlaif.charts import confusion_figure
+from rlaif.workbench.tables import anchor_disagreements, code_language
+from rlaif.workbench.charts import confusion_figure
 from rlaif.judges import JUDGE_NAMES
 from rlaif.rubric import DEFAULT_RUBRIC, load_rubric, rubric_from_dict
-from rlaif.workbench import judge_options, kappa_field, project_judge, run_config, spends_api
+from rlaif.workbench.projects import kappa_field, project_judge, run_config, spends_api
 from store.secrets_guard import redact_secrets
 
 wb = page_context("calibrate", "Your role may not see calibration results: labelling stays blind to verdicts.")
@@ -36,7 +36,7 @@ judge_name = g1.selectbox("Judge", list(dict.fromkeys([cfg.judge.name, *JUDGE_NA
 rubric = rubrics[g2.selectbox("Rubric version", list(rubrics), key="c.rubric")]
 threshold = g3.number_input("Kappa threshold", -1.0, 1.0, float((kappa_field(cfg) or (None, 0.72))[1]), 0.01)
 min_items = g4.number_input("Min labelled items", 1, 10_000, 30)
-may_spend = not spends_api(judge_name, judge_options(cfg, judge_name)) or wb.can("spend_api")
+may_spend = not spends_api(cfg, judge_name) or wb.can("spend_api")
 if st.button("Measure and decide", type="primary", disabled=not may_spend):
     try:
         with project_judge(cfg, judge_name, store=store) as judge:

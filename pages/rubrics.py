@@ -3,12 +3,13 @@ and re-judge a sample of pairs under two versions to see which verdicts flip."""
 
 import streamlit as st
 
-from app import page_context
+from rlaif.workbench.page import page_context
 from rlaif.judges import JUDGE_NAMES, Comparison
 from rlaif.judges.prompting import render_judge_prompt
-from rlaif.rubric import DEFAULT_RUBRIC, VERIFIERS, RubricError, load_rubric, rubric_from_dict
-from rlaif.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
-from rlaif.workbench import judge_options, project_judge, run_config, spends_api
+from rlaif.rubric import DEFAULT_RUBRIC, RubricError, load_rubric, rubric_from_dict
+from rlaif.verifiers import CRITERION_NAMES
+from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
+from rlaif.workbench.projects import project_judge, run_config, spends_api
 from store.secrets_guard import redact_secrets
 
 wb = page_context("edit_rubric", "Your role may not edit rubrics.")
@@ -41,8 +42,8 @@ for i in range(st.session_state[f"{k}.n"]):
            "description": cols[1].text_input("Description", c.description if c else "", key=f"{k}.{i}.desc"),
            "weight": cols[2].number_input("Weight", 0.0, value=c.weight if c else 1.0, key=f"{k}.{i}.w"),
            "hard": cols[3].checkbox("Hard", c.hard if c else False, key=f"{k}.{i}.hard"),
-           "verifier": cols[4].selectbox("Verifier", [None, *sorted(VERIFIERS)], key=f"{k}.{i}.ver",
-                                         index=[None, *sorted(VERIFIERS)].index(c.verifier if c else None),
+           "verifier": cols[4].selectbox("Verifier", [None, *sorted(CRITERION_NAMES)], key=f"{k}.{i}.ver",
+                                         index=[None, *sorted(CRITERION_NAMES)].index(c.verifier if c else None),
                                          format_func=lambda v: "none (LLM-judged)" if v is None else v)}
     if not cols[5].checkbox("Remove", key=f"{k}.{i}.rm") and row["name"].strip():
         criteria.append(row)
@@ -96,7 +97,7 @@ c1, c2, c3 = st.columns(3)
 run_id = c1.selectbox("Pairs from run", [r["run_id"] for r in runs], key="r.run")
 judge_name = c2.selectbox("Judge", list(dict.fromkeys([cfg.judge.name, *JUDGE_NAMES])), key="r.judge")
 sample = c3.number_input("Sample size", 1, 500, 20, key="r.sample")
-may_spend = not spends_api(judge_name, judge_options(cfg, judge_name)) or wb.can("spend_api")
+may_spend = not spends_api(cfg, judge_name) or wb.can("spend_api")
 if st.button("Re-judge under both versions", disabled=not may_spend):
     try:
         with project_judge(cfg, judge_name, store=store) as judge:

@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from app import page_context
-from rlaif.browse import calibration_summary, short_id
-from rlaif.charts import judge_figure, length_figure, metric_figure, pairs_figure, run_chart_data
+from rlaif.workbench.page import page_context
+from rlaif.workbench.tables import calibration_summary, short_id
+from rlaif.workbench.charts import judge_figure, length_figure, metric_figure, pairs_figure, run_chart_data
 from rlaif.config import LOSS_TYPES, ConfigError
 from rlaif.datasets import load_prompts
-from rlaif.jobs import RUNNER, job_view, resumable
+from rlaif.workbench.jobs import RUNNER, job_view, resumable
 from rlaif.judges import JUDGE_NAMES
-from rlaif.workbench import estimate_run_cost, field_help, kappa_field, run_config, spends_api
+from rlaif.workbench.projects import estimate_run_cost, field_help, kappa_field, run_config, spends_api
 
 wb = page_context("run", "Your role may not start or watch training runs.")
 store, HELP = wb.store, field_help()
@@ -53,9 +53,9 @@ with st.expander("Configure a run", expanded=True):
         st.error(str(err))
     if cfg is not None:
         estimate = estimate_run_cost(cfg, len(load_prompts(cfg.resolve(cfg.data.train))))
-        cost = "unknown" if estimate.usd is None else f"${estimate.usd:,.2f}"
+        cost = "unknown" if estimate.judge.usd is None else f"${estimate.judge.usd:,.2f}"
         st.info(f"Cost estimate: at most {estimate.judge_calls:,} judge calls, {cost} ({estimate.note}).")
-    spends = cfg is not None and spends_api(cfg.judge.name, cfg.judge.options)
+    spends = cfg is not None and spends_api(cfg)
     allowed = cfg is not None and (not spends or wb.can("spend_api"))
     if st.button("Start run", type="primary", disabled=not allowed):
         job_id = RUNNER.submit_run(store, cfg, started_by=wb.labeller, rubric_version=rubric_version,

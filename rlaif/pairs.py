@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from rlaif.config import PairConfig
-from rlaif.ranking import Match, best_and_worst, copeland, unique_indices
+from rlaif.judges.ranking import Match, RankingResult, unique_indices
 from rlaif.rubric import Rubric
 
 
@@ -37,18 +37,16 @@ def _direct(matches: Sequence[Match], i: int, j: int):
     return None, None
 
 
-def decide_pair(texts: Sequence[str], matches: Sequence[Match], cfg: PairConfig, rubric: Rubric,
-                checks: Sequence[dict[str, bool] | None] | None = None,
-                ranked: tuple[int | None, int | None] | None = None) -> PairDecision:
-    """Choose best vs worst and apply the filters, in a fixed order.
+def decide_pair(texts: Sequence[str], ranking: RankingResult, cfg: PairConfig, rubric: Rubric,
+                checks: Sequence[dict[str, bool] | None] | None = None) -> PairDecision:
+    """Take the ranking's best vs worst and apply the filters, in a fixed order.
 
-    By default best and worst are the Copeland extremes of ``matches`` (round-robin). A cheaper ranking strategy
-    passes its own decisive (chosen, rejected) as ``ranked`` ((None, None) when its brackets could not decide). The
-    two need not have met: a knockout's chosen won every match it played and its rejected lost every one, so their
-    order is implied and the weakest of those verdicts' confidences is the pair's.
+    Round-robin's chosen and rejected are the Copeland extremes of all its matches; a tie between them is
+    ``no_contrast``. A knockout's are its bracket winners, valid only when the brackets were decisive (else
+    ``undecided_ranking``); the two need not have met: its chosen won every match it played and its rejected lost
+    every one, so their order is implied and the weakest of those verdicts' confidences is the pair's.
     """
-    scores = tuple(copeland(texts, matches))
-    calls = len(matches)
+    matches, scores, calls = ranking.matches, ranking.scores, len(ranking.matches)
 
     def drop(reason, chosen=None, rejected=None, confidence=0.0):
         return PairDecision(False, reason, chosen, rejected, scores, confidence, calls)
@@ -57,16 +55,14 @@ def decide_pair(texts: Sequence[str], matches: Sequence[Match], cfg: PairConfig,
         return drop("identical_candidates")
     if matches and all(not m.verdict.is_valid for m in matches):
         return drop("all_invalid")
-    if ranked is not None:
-        chosen, rejected = ranked
-        if chosen is None or rejected is None:
-            return drop("undecided_ranking")
-    else:
-        chosen, rejected = best_and_worst(texts, scores)
-        if scores[chosen] == scores[rejected]:
-            return drop("no_contrast", chosen, rejected)
+    chosen, rejected = ranking.chosen, ranking.rejected
+    implied = ranking.strategy != "round_robin"
+    if implied and not ranking.decisive:
+        return drop("undecided_ranking")
+    if not implied and scores[chosen] == scores[rejected]:
+        return drop("no_contrast", chosen, rejected)
     verdict, chosen_side = _direct(matches, chosen, rejected)
-    if verdict is None and ranked is not None:
+    if verdict is None and implied:
         played = [m.verdict.confidence for m in matches if {m.i, m.j} & {chosen, rejected}]
         confidence = min(played) if played else 0.0
     else:

@@ -13,23 +13,23 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
-
-import torch
+from typing import Any, Callable, Sequence
 
 
 @dataclass(frozen=True)
 class Device:
     name: str  # "cuda" or "cpu"
-    dtype: torch.dtype
+    dtype: Any  # a torch.dtype
 
     @property
     def bf16(self) -> bool:
-        return self.dtype == torch.bfloat16
+        return str(self.dtype) == "torch.bfloat16"
 
 
 def select_device(preference: str = "auto") -> Device:
     """CUDA with bf16 when present (and bf16-capable), CPU with float32 otherwise."""
+    import torch  # torch loads when a model is about to run, not when the engine is imported (2 s here)
+
     if preference == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("policy.device is cuda but no CUDA device is available")
     if preference in ("auto", "cuda") and torch.cuda.is_available():
@@ -40,6 +40,8 @@ def select_device(preference: str = "auto") -> Device:
 
 def configure_cpu_threads() -> None:
     """One torch thread on a small shared CPU is many times faster for tiny models than oversubscribed threads."""
+    import torch
+
     if not torch.cuda.is_available():
         torch.set_num_threads(int(os.environ.get("RLAIF_TORCH_THREADS", "1")))
 
@@ -54,6 +56,23 @@ def quiet_library_progress() -> None:
     datasets.disable_progress_bars()
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """How prompts and completions of one policy are written as training text: the template, and the whitespace
+    moved from the end of the prompt to the start of every completion (see ``Policy.completion_prefix``)."""
+
+    template: str
+    prefix: str
+
+    def prompt(self, prompt: str) -> str:
+        """The prompt as the policy sees it, ending on a token boundary."""
+        text = self.template.format(prompt=prompt)
+        return text.rstrip() if self.prefix else text
+
+    def completion(self, text: str) -> str:
+        return self.prefix + text
+
+
 @dataclass
 class Policy:
     model: object
@@ -64,8 +83,11 @@ class Policy:
 
     def render(self, prompt: str) -> str:
         """The prompt as the policy sees it, ending on a token boundary (see ``completion_prefix``)."""
-        text = self.prompt_template.format(prompt=prompt)
-        return text.rstrip() if self.completion_prefix else text
+        return self.rendering.prompt(prompt)
+
+    @property
+    def rendering(self) -> Rendering:
+        return Rendering(self.prompt_template, self.completion_prefix)
 
     @property
     def completion_prefix(self) -> str:
@@ -130,9 +152,10 @@ def ladder_seed(base_seed: int, iteration: int, sample_index: int, batch_index: 
     return int(digest[:8], 16)
 
 
-@torch.no_grad()
 def _generate(policy: Policy, prompts: Sequence[str], *, max_new_tokens: int, temperature: float | None,
               top_p: float = 1.0) -> list[tuple[str, int]]:
+    import torch
+
     tok, model = policy.tokenizer, policy.model
     tok.padding_side = "left"
     tok.truncation_side = "left"  # keep the end of an over-long prompt: it holds the instruction to answer
@@ -147,7 +170,8 @@ def _generate(policy: Policy, prompts: Sequence[str], *, max_new_tokens: int, te
         kwargs.update(do_sample=False)
     else:
         kwargs.update(do_sample=True, temperature=float(temperature), top_p=top_p, top_k=0)
-    out = model.generate(**enc, **kwargs)
+    with torch.no_grad():
+        out = model.generate(**enc, **kwargs)
     new = out[:, enc["input_ids"].shape[1]:]
     results = []
     for row in new:
@@ -162,6 +186,8 @@ def sample_candidates(policy: Policy, prompts: Sequence[str], *, n: int, tempera
                       on_batch: Callable[[int, int], None] | None = None,
                       should_stop: Callable[[], bool] | None = None) -> list[list[Sample]]:
     """N samples per prompt; sample i uses temperatures[i % len] and a seed derived from (seed, iteration, i)."""
+    import torch
+
     result: list[list[Sample]] = [[] for _ in prompts]
     batches = [list(range(s, min(s + batch_size, len(prompts)))) for s in range(0, len(prompts), batch_size)]
     total, done = n * len(batches), 0

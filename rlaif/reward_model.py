@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from rlaif.training import step_callbacks, trainer_device_args
-from rlaif.policy import Device, load_tokenizer, model_hash, select_device
+from rlaif.policy import Device, load_tokenizer, model_hash, quiet_library_progress, select_device
 
 INFO_FILE = "reward_model.json"
 
@@ -154,7 +154,6 @@ def load_reward_model(path: str | Path, *, device: str = "auto", base: bool = Fa
     """(model, tokenizer) for scoring; ``base=True`` loads a causal LM folder with a fresh one-output head."""
     from transformers import AutoModelForSequenceClassification
 
-    from rlaif.policy import quiet_library_progress
 
     quiet_library_progress()  # also silences "score.weight newly initialized", expected for a fresh head
     dev = select_device(device)

@@ -14,10 +14,8 @@ from typing import Any
 
 import yaml
 
+from rlaif.verifiers.base import CRITERION_NAMES
 from store.content_hash import content_hash
-
-VERIFIERS = {"sql_executes", "sql_result_matches", "sql_allowlisted_views", "sql_format",  # rlaif.verifiers.CRITERIA
-             "json_parses", "json_schema_valid", "json_matches_reference", "regex_match", "py_compiles", "py_tests_pass"}
 
 
 class RubricError(ValueError):
@@ -128,8 +126,8 @@ def rubric_from_dict(data: Any, source: str = "<rubric>") -> Rubric:
         if not isinstance(hard, bool):
             raise RubricError(f"{where}.hard: must be true or false, got {hard!r}")
         verifier = c.get("verifier")
-        if verifier is not None and verifier not in VERIFIERS:
-            raise RubricError(f"{where}.verifier: unknown verifier {verifier!r}; one of {sorted(VERIFIERS)}")
+        if verifier is not None and verifier not in CRITERION_NAMES:
+            raise RubricError(f"{where}.verifier: unknown verifier {verifier!r}; one of {sorted(CRITERION_NAMES)}")
         criteria.append(Criterion(cname, desc, float(weight), hard, verifier))
     principles = data.get("principles") or []
     if not isinstance(principles, list) or not all(isinstance(p, str) for p in principles):

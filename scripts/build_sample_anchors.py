@@ -3,8 +3,8 @@
 Why an oracle and not people: the sample must demo the calibration gate offline, and text-to-SQL correctness is
 objective. Each pair puts candidate SQL for a training question side by side (the golden query, a verbose but correct
 variant with an explanatory ``--`` comment, and realistic mistakes: a wrong year/region/product value, the wrong
-view, the raw ``raw_orders`` table, broken syntax, a dropped filter). The production verifier (``SqlVerifier`` on a
-sandbox loaded from ``warehouse.sql``) executes both and compares them with the golden result; the label is stored
+view, the raw ``raw_orders`` table, broken syntax, a dropped filter). The production verifier (the loop config's, via
+the project assembly: ``SqlVerifier`` on a sandbox of ``warehouse.sql``) executes both and compares them with the golden result; the label is stored
 in the column ``label_oracle:sql-execution``, i.e. annotator ``oracle:sql-execution`` of kind ``oracle``, never a
 person. Human labels added later are kept apart and are what the gate uses with ``annotators: human``.
 
@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rlaif.sql_sandbox import SqlSandbox  # noqa: E402
-from rlaif.sql_verifier import SqlVerifier  # noqa: E402
+from rlaif.config import load_config  # noqa: E402
+from rlaif.loop.project import Project  # noqa: E402
 
 SAMPLE = ROOT / "sample_data" / "harbor_sql"
 ORACLE = "oracle:sql-execution"
@@ -132,19 +132,18 @@ def make_pair(recipe: str, ref: str, key: str) -> tuple[str, str] | None:
     raise ValueError(recipe)
 
 
-def build(train_path: Path, warehouse: Path) -> list[dict]:
+def build(train_path: Path, config_path: Path) -> list[dict]:
     prompts = [json.loads(line) for line in train_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     by_template: dict[str, list[dict]] = {}
     for p in sorted(prompts, key=lambda p: _h("pick", p["id"])):
         by_template.setdefault(p["template"], []).append(p)
     chosen = [p for template in sorted(by_template) for p in by_template[template][:PER_TEMPLATE]]
     records = []
-    with SqlSandbox(warehouse, allowed_relations=["v_revenue_*"]) as sandbox:
-        verifier = SqlVerifier(sandbox)
+    with Project.from_config(load_config(config_path)).open_verifier() as verifier:  # the loop's own SQL verifier
 
         def correct(text: str, ref: str) -> bool:
-            v = verifier.verify(text, ref)
-            return v.executes and v.matches and v.allowlisted
+            c = verifier.verify(text, ref).criteria()
+            return c["sql_executes"] and c["sql_result_matches"] and c["sql_allowlisted_views"]
 
         for index, p in enumerate(chosen):
             ref = p["reference"]
@@ -169,10 +168,10 @@ def build(train_path: Path, warehouse: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", default=str(SAMPLE / "train.jsonl"))
-    parser.add_argument("--warehouse", default=str(SAMPLE / "warehouse.sql"))
+    parser.add_argument("--config", default=str(SAMPLE / "loop.yaml"), help="loop config whose verifier labels pairs")
     parser.add_argument("--out", default=str(SAMPLE / "anchors.jsonl"))
     args = parser.parse_args(argv)
-    records = build(Path(args.train), Path(args.warehouse))
+    records = build(Path(args.train), Path(args.config))
     Path(args.out).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     labels = Counter(r[f"label_{ORACLE}"] for r in records)
     kinds = Counter(r["pair_kind"] for r in records)

@@ -19,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rlaif.sample_policy import DEFAULTS, SMALL, build_policy  # noqa: E402
+from rlaif.config import load_config  # noqa: E402
+from rlaif.loop.project import Project  # noqa: E402
+from rlaif.sample_policy import DEFAULTS, SMALL, build_policy, measure_policy  # noqa: E402
 from rlaif.sample_prompts import SAMPLE_DIR  # noqa: E402
 
 
@@ -58,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": info["elapsed_s"],
         "total_seconds": round(time.perf_counter() - t0, 2),
     }
-    if args.measure:
-        from rlaif.sample_policy import measure_policy
-
-        summary["measure"] = measure_policy(args.out, args.train, args.eval, SAMPLE_DIR / "warehouse.sql")
+    if args.measure:  # with the sample project's own verifier, opened as the loop opens it
+        with Project.from_config(load_config(SAMPLE_DIR / "loop.yaml")).open_verifier() as verifier:
+            summary["measure"] = measure_policy(args.out, args.train, args.eval, verifier)
     print(json.dumps(summary, indent=2))
     return 0
 

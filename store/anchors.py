@@ -13,22 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from store.anchor_tables import ITEM_COLUMNS, LABEL_COLUMNS, SET_COLUMNS, VERDICT_COLUMNS, split_relation
 from store.bulk import insert_rows, new_id, to_json
 from store.db import Repository
-
-SET_COLUMNS = ("anchor_set_id", "name", "source", "created_at", "holdout_fraction", "holdout_seed", "n_items")
-ITEM_COLUMNS = ("item_id", "anchor_set_id", "prompt", "response_a", "response_b", "slice", "source", "reference",
-                "is_holdout", "position", "extra")
-VERDICT_COLUMNS = ("item_id", "judge_id", "rubric_version", "winner", "confidence", "rationale", "created_at")
-SPLITS = {"all": "anchor_items", "tuning": "anchor_tuning_items", "holdout": "anchor_holdout_items"}
-
-
-def split_relation(split: str) -> str:
-    """The relation a split reads: tuning code gets the view that excludes the holdout."""
-    try:
-        return SPLITS[split]
-    except KeyError:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}") from None
 
 
 class AnchorsRepository(Repository):
@@ -37,10 +24,9 @@ class AnchorsRepository(Repository):
     def create_set(self, set_row: dict[str, Any], items: list[dict[str, Any]],
                    labels: list[dict[str, Any]] = ()) -> bool:
         """Write a set with its items and labels, all or nothing; False when this set id exists already."""
-        from store.labels import LABEL_COLUMNS  # labels live in their own repository; the import writes both
 
         def write(cur) -> bool:
-            if cur.execute("SELECT 1 FROM anchor_sets WHERE anchor_set_id = ?", [set_row["anchor_set_id"]]).fetchone():
+            if self._row("anchor_sets", key={"anchor_set_id": set_row["anchor_set_id"]}, select="1 AS found"):
                 return False
             insert_rows(cur, "anchor_sets", [set_row], columns=SET_COLUMNS)
             insert_rows(cur, "anchor_items", items, columns=ITEM_COLUMNS, json_columns=("extra",))
@@ -70,39 +56,29 @@ class AnchorsRepository(Repository):
     # ---- reads
 
     def get_set(self, anchor_set_id: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM anchor_sets WHERE anchor_set_id = ?", [anchor_set_id])
+        return self._row("anchor_sets", key={"anchor_set_id": anchor_set_id})
 
     def list_sets(self) -> list[dict[str, Any]]:
         """Anchor sets, newest first."""
-        return self._db.fetch_all("SELECT * FROM anchor_sets ORDER BY created_at DESC, anchor_set_id")
+        return self._rows("anchor_sets", order_by="created_at DESC, anchor_set_id")
 
     def items(self, anchor_set_id: str, split: str = "all", slices: list[str] | None = None) -> list[dict[str, Any]]:
         """The items of a set in import order; ``split`` is all | tuning | holdout."""
-        where, params = "WHERE anchor_set_id = ?", [anchor_set_id]
-        if slices:
-            where += f" AND slice IN ({', '.join('?' * len(slices))})"
-            params.extend(slices)
-        return self._db.fetch_all(f"SELECT * FROM {split_relation(split)} {where} ORDER BY position", params)
+        return self._rows(split_relation(split), key={"anchor_set_id": anchor_set_id},
+                          where={"slice": tuple(slices) if slices else None}, order_by="position")
 
     def item(self, item_id: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM anchor_items WHERE item_id = ?", [item_id])
+        return self._row("anchor_items", key={"item_id": item_id})
 
     def verdicts(self, anchor_set_id: str, split: str = "all", judge_id: str | None = None,
                  rubric_version: str | None = None) -> list[dict[str, Any]]:
         """Stored judge verdicts on the items of one split, with each item's slice."""
-        where, params = ["i.anchor_set_id = ?"], [anchor_set_id]
-        for column, value in (("judge_id", judge_id), ("rubric_version", rubric_version)):
-            if value is not None:
-                where.append(f"v.{column} = ?")
-                params.append(value)
-        return self._db.fetch_all(
-            f"SELECT v.*, i.slice FROM judge_anchor_verdicts v JOIN {split_relation(split)} i USING (item_id)"
-            f" WHERE {' AND '.join(where)} ORDER BY i.position, v.judge_id, v.rubric_version",
-            params,
+        return self._rows(
+            f"judge_anchor_verdicts v JOIN {split_relation(split)} i USING (item_id)",
+            key={"i.anchor_set_id": anchor_set_id}, where={"v.judge_id": judge_id, "v.rubric_version": rubric_version},
+            select="v.*, i.slice", order_by="i.position, v.judge_id, v.rubric_version",
         )
 
     def kappa_reports(self, anchor_set_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        where, params = ("WHERE anchor_set_id = ?", [anchor_set_id]) if anchor_set_id else ("", [])
-        return self._db.fetch_all(
-            f"SELECT * FROM kappa_reports {where} ORDER BY report_id DESC LIMIT ?", [*params, limit]
-        )
+        return self._rows("kappa_reports", where={"anchor_set_id": anchor_set_id or None}, order_by="report_id DESC",
+                          limit=limit)

@@ -34,11 +34,9 @@ class ApprovalsRepository(Repository):
     # ---- reads
 
     def get(self, approval_id: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM approvals WHERE approval_id = ?", [approval_id])
+        return self._row("approvals", key={"approval_id": approval_id})
 
     def list(self, run_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Approvals, newest first, optionally of one run."""
-        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
-        return self._db.fetch_all(
-            f"SELECT * FROM approvals {where} ORDER BY approved_at DESC, approval_id DESC LIMIT ?", [*params, limit]
-        )
+        return self._rows("approvals", where={"run_id": run_id}, order_by="approved_at DESC, approval_id DESC",
+                          limit=limit)

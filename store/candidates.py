@@ -26,15 +26,6 @@ class CandidatesRepository(Repository):
         ))
 
     def list(self, run_id: str, iteration: int | None = None, prompt_id: str | None = None) -> list[dict[str, Any]]:
-        where, params = ["run_id = ?"], [run_id]
-        if iteration is not None:
-            where.append("iteration = ?")
-            params.append(iteration)
-        if prompt_id is not None:
-            where.append("prompt_id = ?")
-            params.append(prompt_id)
-        return self._db.fetch_all(
-            f"SELECT * FROM candidates WHERE {' AND '.join(where)}"
-            " ORDER BY iteration, prompt_id, sample_index, candidate_id",
-            params,
-        )
+        return self._rows("candidates", key={"run_id": run_id},
+                          where={"iteration": iteration, "prompt_id": prompt_id},
+                          order_by="iteration, prompt_id, sample_index, candidate_id")

@@ -38,7 +38,7 @@ class DatasetsRepository(Repository):
             seen.add(row["prompt_id"])
 
         def write(cur) -> None:
-            if cur.execute("SELECT 1 FROM datasets WHERE dataset_id = ?", [dataset_id]).fetchone():
+            if self._row("datasets", key={"dataset_id": dataset_id}, select="1 AS found"):
                 return  # identical content already imported
             cur.execute(
                 "INSERT INTO datasets (dataset_id, name, kind, source_path, n_items) VALUES (?, ?, ?, ?, ?)",
@@ -52,18 +52,15 @@ class DatasetsRepository(Repository):
     # ---- reads
 
     def get(self, dataset_id: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM datasets WHERE dataset_id = ?", [dataset_id])
+        return self._row("datasets", key={"dataset_id": dataset_id})
 
     def prompts(self, dataset_id: str) -> list[dict[str, Any]]:
         """The prompts of a dataset in their original order."""
-        return self._db.fetch_all(
-            "SELECT prompt_id, prompt, reference, cohort, extra, position FROM prompts"
-            " WHERE dataset_id = ? ORDER BY position",
-            [dataset_id],
-        )
+        return self._rows("prompts", key={"dataset_id": dataset_id},
+                          select="prompt_id, prompt, reference, cohort, extra, position", order_by="position")
 
     def list(self) -> list[dict[str, Any]]:
-        return self._db.fetch_all("SELECT * FROM datasets ORDER BY created_at DESC, name")
+        return self._rows("datasets", order_by="created_at DESC, name")
 
 
 def _prompt_row(dataset_id: str, position: int, record: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,14 @@ DuckDB uses optimistic concurrency: two threads updating the same row (a worker'
 request) make one of them fail with "Conflict on update". ``write()`` retries such a conflict a few times,
 which is safe because it owns the whole transaction and re-runs it from the start.
 
+``Repository`` is the base every per-entity class extends: besides the Database it gives them the one way to
+read rows (``_rows``, after sqlite-utils' ``rows_where``) and the one way to update a row (``_update``, which
+reports a missing row), so no repository assembles WHERE lists or UPDATE statements of its own.
+
     db = Database("runs/workbench.duckdb")
     with db.transaction() as cur:
         cur.execute("INSERT INTO evals VALUES (?, ?, ?, ?, ?, ?)", ["r1", 0, "exact_match", "all", 0.4, 50])
+    Repository(db)._rows("evals", key={"run_id": "r1"}, where={"cohort": None}, order_by="iteration", limit=10)
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import duckdb
 
 from store.migrate import MIGRATIONS_DIR, applied_versions, migrate
+from store.query import identifier, update_statement, where_clause
 
 T = TypeVar("T")
 _CONFLICT_RETRIES = 8
@@ -46,6 +52,7 @@ class Database:
             self.conn.close()
             raise
         self._local = threading.local()
+        self._columns: dict[str, frozenset[str]] = {}
 
     @property
     def schema_version(self) -> int:
@@ -123,6 +130,14 @@ class Database:
         row = self.cursor().execute(sql, params or []).fetchone()
         return row[0] if row else None
 
+    def columns(self, relation: str) -> frozenset[str]:
+        """The column names of a table or view (cached: the schema is fixed once migrations ran)."""
+        known = self._columns.get(relation)
+        if known is None:
+            result = self.cursor().execute(f"SELECT * FROM {identifier(relation)} LIMIT 0")
+            known = self._columns[relation] = frozenset(d[0] for d in result.description)
+        return known
+
 
 def decode_rows(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Turn a result into dicts, parsing every column whose DuckDB type is JSON."""
@@ -139,10 +154,82 @@ def decode_rows(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 class Repository:
-    """Base of the per-entity classes: they share the Database and nothing else."""
+    """Base of the per-entity classes: the Database, and one way to read rows and one way to update them.
+
+    ``_rows`` is modelled on sqlite-utils' ``rows_where``; ``relation`` is a table, a view, or a join written in
+    code. Column names in ``key``/``where``/``values`` are checked (see store.query), and against the relation's
+    real columns when it is a plain table or view, so a typo or a name from outside fails before any SQL runs.
+    """
 
     def __init__(self, db: Database):
         self._db = db
+
+    def _rows(
+        self,
+        relation: str,
+        *,
+        key: Mapping[str, Any] | None = None,
+        where: Mapping[str, Any] | None = None,
+        where_sql: str | Sequence[str] = (),
+        where_args: Sequence[Any] = (),
+        select: str = "*",
+        group_by: str | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Decoded dict rows; ``key`` always filters, ``where`` skips None values (see store.query.where_clause)."""
+        self._check_columns(relation, [*(key or {}), *(where or {})])
+        sql, params = where_clause(key, where, where_sql, where_args)
+        sql = f"SELECT {select} FROM {relation} {sql}"
+        if group_by:
+            sql += f" GROUP BY {group_by}"
+        if order_by:
+            sql += f" ORDER BY {order_by}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        if offset is not None:
+            sql += " OFFSET ?"
+            params.append(offset)
+        return self._db.fetch_all(sql, params)
+
+    def _row(self, relation: str, **options: Any) -> dict[str, Any] | None:
+        """The first of ``_rows(relation, **options, limit=1)``, or None."""
+        rows = self._rows(relation, **options, limit=1)
+        return rows[0] if rows else None
+
+    def _update(
+        self,
+        table: str,
+        *,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        set_sql: Sequence[str] = (),
+        missing: str | None = None,
+    ) -> int:
+        """Set ``values`` (bound) and ``set_sql`` (raw assignments from code) on the rows matching ``key``; return
+        how many. LookupError(``missing``, by default naming the key) when no row matched."""
+        self._check_columns(table, [*key, *(values or {})])
+        sql, params = update_statement(table, key, values, set_sql)
+
+        def write(cur: duckdb.DuckDBPyConnection) -> int:
+            updated = len(cur.execute(sql, params).fetchall())
+            if not updated:
+                named = ", ".join(f"{column}={value!r}" for column, value in key.items())
+                raise LookupError(missing or f"no row in {table} with {named}")
+            return updated
+
+        return self._db.write(write)
+
+    def _check_columns(self, relation: str, names: Sequence[str]) -> None:
+        for name in names:
+            identifier(name)
+        plain = [name for name in names if "." not in name]
+        if plain and " " not in relation.strip():
+            unknown = set(plain) - self._db.columns(relation)
+            if unknown:
+                raise ValueError(f"{relation}: unknown column(s) {sorted(unknown)}")
 
 
 def _rollback_quietly(cur: duckdb.DuckDBPyConnection) -> None:

@@ -20,6 +20,5 @@ class EvalOutputsRepository(Repository):
                                                on_conflict="replace"))
 
     def for_iteration(self, run_id: str, iteration: int) -> dict[str, dict[str, Any]]:
-        rows = self._db.fetch_all("SELECT * FROM eval_outputs WHERE run_id = ? AND iteration = ?",
-                                  [run_id, iteration])
+        rows = self._rows("eval_outputs", key={"run_id": run_id, "iteration": iteration})
         return {r["prompt_id"]: r for r in rows}

@@ -24,7 +24,4 @@ class EvalsRepository(Repository):
         self._db.write(lambda cur: insert_rows(cur, "evals", rows, columns=EVAL_COLUMNS, on_conflict="replace"))
 
     def for_run(self, run_id: str) -> list[dict[str, Any]]:
-        return self._db.fetch_all(
-            "SELECT * FROM evals WHERE run_id = ? ORDER BY iteration, metric, cohort = 'all' DESC, cohort",
-            [run_id],
-        )
+        return self._rows("evals", key={"run_id": run_id}, order_by="iteration, metric, cohort = 'all' DESC, cohort")

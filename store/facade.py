@@ -31,6 +31,7 @@ from store.judgements import JudgementsRepository
 from store.labels import LabelsRepository
 from store.manifests import ManifestsRepository
 from store.migrate import MIGRATIONS_DIR
+from store.query import where_clause
 from store.pairs import PairsRepository
 from store.rubrics import RubricsRepository
 from store.runs import RunsRepository
@@ -65,9 +66,10 @@ class Store:
 
         Judge verdicts are not lost: they live in the judge cache, which a resumed iteration reads back.
         """
+        where, params = where_clause(key={"run_id": run_id, "iteration": iteration})
         with self.transaction() as cur:
             for table in self.ITERATION_TABLES:
-                cur.execute(f"DELETE FROM {table} WHERE run_id = ? AND iteration = ?", [run_id, iteration])
+                cur.execute(f"DELETE FROM {table} {where}", params)
 
     @property
     def schema_version(self) -> int:

@@ -41,20 +41,15 @@ class IterationsRepository(Repository):
         pairs_kept: int | None,
         pairs_dropped: int | None,
     ) -> None:
-        def write(cur) -> None:
-            hit = cur.execute(
-                "UPDATE iterations SET status = ?, model_path = ?, model_hash = ?, regressed = ?,"
-                " gate_decision = ?, pairs_kept = ?, pairs_dropped = ?, finished_at = current_timestamp"
-                " WHERE run_id = ? AND iteration = ? RETURNING iteration",
-                [status, model_path, model_hash, regressed, gate_decision, pairs_kept, pairs_dropped,
-                 run_id, iteration],
-            ).fetchone()
-            if hit is None:
-                raise LookupError(f"iteration {iteration} of run {run_id!r} was never started")
-
-        self._db.write(write)
+        self._update(
+            "iterations", key={"run_id": run_id, "iteration": iteration},
+            values={"status": status, "model_path": model_path, "model_hash": model_hash, "regressed": regressed,
+                    "gate_decision": gate_decision, "pairs_kept": pairs_kept, "pairs_dropped": pairs_dropped},
+            set_sql=["finished_at = current_timestamp"],
+            missing=f"iteration {iteration} of run {run_id!r} was never started",
+        )
 
     # ---- reads
 
     def list(self, run_id: str) -> list[dict[str, Any]]:
-        return self._db.fetch_all("SELECT * FROM iterations WHERE run_id = ? ORDER BY iteration", [run_id])
+        return self._rows("iterations", key={"run_id": run_id}, order_by="iteration")

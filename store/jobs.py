@@ -21,6 +21,7 @@ from typing import Any
 
 from store.bulk import new_id, to_json
 from store.db import Repository
+from store.query import where_clause
 from store.secrets_guard import redact_secrets
 
 JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
@@ -61,70 +62,63 @@ class JobsRepository(Repository):
                 fields[text_field] = redact_secrets(fields[text_field])
         if status == "running":  # whoever runs the job owns it from now on
             fields.update(pid=os.getpid(), owner=PROCESS_TOKEN)
-        assignments = [f"{name} = ?" for name in fields]
         if status in TERMINAL_JOB_STATUSES:
-            assignments.append("finished_at = current_timestamp")
+            stamps = ["finished_at = current_timestamp"]
         else:  # any progress report is also a sign of life
-            assignments.append("heartbeat_at = current_timestamp")
+            stamps = ["heartbeat_at = current_timestamp"]
         if status == "running":
-            assignments.append("started_at = coalesce(started_at, current_timestamp)")
-        self._set(job_id, ", ".join(assignments), list(fields.values()))
+            stamps.append("started_at = coalesce(started_at, current_timestamp)")
+        self._set(job_id, fields, stamps)
 
     def heartbeat(self, job_id: str) -> None:
-        self._set(job_id, "heartbeat_at = current_timestamp", [])
+        self._set(job_id, {}, ["heartbeat_at = current_timestamp"])
 
     def request_cancel(self, job_id: str) -> None:
         """Ask the worker to stop; it sees ``cancel_requested`` on its next poll and ends as ``cancelled``."""
-        self._set(job_id, "cancel_requested = true", [])
+        self._set(job_id, {"cancel_requested": True}, [])
 
     def mark_interrupted_on_startup(self) -> list[str]:
         """Mark queued/running jobs of other (ended) processes ``interrupted``, and their running runs too.
 
         Safe to call on every Streamlit rerun: jobs of this process are left alone. Returns the ids marked.
         """
-        orphans = [row["job_id"] for row in self._db.fetch_all(
-            "SELECT job_id FROM jobs WHERE status IN ('queued', 'running') AND owner IS DISTINCT FROM ?",
-            [PROCESS_TOKEN],
+        orphans = [row["job_id"] for row in self._rows(
+            "jobs", key={"status": ("queued", "running")}, where_sql="owner IS DISTINCT FROM ?",
+            where_args=[PROCESS_TOKEN], select="job_id",
         )]
         if not orphans:
             return []
+        # Several rows, two tables, one transaction, and no row is "missing": specific SQL, shared WHERE.
+        of_orphans, params = where_clause(key={"job_id": orphans})
 
         def write(cur) -> None:
-            marks = ", ".join("?" for _ in orphans)
             cur.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = current_timestamp WHERE status = 'running'"
-                f" AND run_id IN (SELECT run_id FROM jobs WHERE job_id IN ({marks}))",
-                orphans,
+                f" AND run_id IN (SELECT run_id FROM jobs {of_orphans})",
+                params,
             )
             cur.execute(
                 "UPDATE jobs SET status = 'interrupted', finished_at = current_timestamp,"
-                f" error = coalesce(error, 'the process running this job ended') WHERE job_id IN ({marks})",
-                orphans,
+                f" error = coalesce(error, 'the process running this job ended') {of_orphans}",
+                params,
             )
 
         self._db.write(write)
         return orphans
 
-    def _set(self, job_id: str, assignments: str, params: list) -> None:
-        def write(cur) -> None:
-            hit = cur.execute(
-                f"UPDATE jobs SET {assignments} WHERE job_id = ? RETURNING job_id", [*params, job_id]
-            ).fetchone()
-            if hit is None:
-                raise LookupError(f"no job {job_id!r}")
-
-        self._db.write(write)
+    def _set(self, job_id: str, values: dict[str, Any], stamps: list[str]) -> None:
+        self._update("jobs", key={"job_id": job_id}, values=values, set_sql=stamps, missing=f"no job {job_id!r}")
 
     # ---- reads
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM jobs WHERE job_id = ?", [job_id])
+        return self._row("jobs", key={"job_id": job_id})
 
     def cancel_requested(self, job_id: str) -> bool:
-        return bool(self._db.fetch_value("SELECT cancel_requested FROM jobs WHERE job_id = ?", [job_id]))
+        row = self._row("jobs", key={"job_id": job_id}, select="cancel_requested")
+        return bool(row and row["cancel_requested"])
 
     def list(self, status: str | None = None) -> list[dict[str, Any]]:
         """Jobs, newest first, optionally only those in one status."""
-        where, params = ("WHERE status = ?", [status]) if status is not None else ("", [])
-        return self._db.fetch_all(f"SELECT * FROM jobs {where} ORDER BY created_at DESC, job_id", params)
+        return self._rows("jobs", where={"status": status}, order_by="created_at DESC, job_id")
 

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 
 from store.bulk import insert_rows
 from store.db import Repository
+from store.query import where_clause
 
 _IN_CHUNK = 500  # keys per IN (...) lookup
 
@@ -28,10 +29,8 @@ class JudgeCacheRepository(Repository):
 
     def clear(self, judge_id: str | None = None) -> None:
         """Forget cached verdicts (of one judge id, or all)."""
-        if judge_id is None:
-            self._db.execute("DELETE FROM judge_cache")
-        else:
-            self._db.execute("DELETE FROM judge_cache WHERE judge_id = ?", [judge_id])
+        where, params = where_clause(where={"judge_id": judge_id})
+        self._db.execute(f"DELETE FROM judge_cache {where}", params)
 
     # ---- reads
 
@@ -41,13 +40,9 @@ class JudgeCacheRepository(Repository):
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(keys), _IN_CHUNK):
             chunk = keys[start:start + _IN_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            for row in self._db.fetch_all(
-                    f"SELECT cache_key, verdict FROM judge_cache WHERE cache_key IN ({marks})", chunk):
+            for row in self._rows("judge_cache", key={"cache_key": chunk}, select="cache_key, verdict"):
                 found[row["cache_key"]] = row["verdict"]
         return found
 
     def count(self, judge_id: str | None = None) -> int:
-        if judge_id is None:
-            return self._db.fetch_value("SELECT count(*) FROM judge_cache")
-        return self._db.fetch_value("SELECT count(*) FROM judge_cache WHERE judge_id = ?", [judge_id])
+        return self._rows("judge_cache", where={"judge_id": judge_id}, select="count(*) AS n")[0]["n"]

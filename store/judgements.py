@@ -36,33 +36,15 @@ class JudgementsRepository(Repository):
     def list(
         self, run_id: str | None = None, iteration: int | None = None, limit: int = 1000, offset: int = 0
     ) -> list[dict[str, Any]]:
-        where, params = _filters(run_id, iteration)
-        return self._db.fetch_all(
-            f"SELECT * FROM judgements {where} ORDER BY created_at, judgement_id LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
+        return self._rows("judgements", where={"run_id": run_id, "iteration": iteration},
+                          order_by="created_at, judgement_id", limit=limit, offset=offset)
 
     def count_by_winner(self, run_id: str | None, iteration: int | None = None) -> dict[str, int]:
         """Verdict counts with every winner present (zeros included), so charts need no special cases."""
-        where, params = _filters(run_id, iteration)
-        rows = self._db.cursor().execute(
-            f"SELECT winner, count(*) FROM judgements {where} GROUP BY winner", params
-        ).fetchall()
-        return {**{w: 0 for w in WINNERS}, **dict(rows)}
+        rows = self._rows("judgements", where={"run_id": run_id, "iteration": iteration},
+                          select="winner, count(*) AS n", group_by="winner")
+        return {**{w: 0 for w in WINNERS}, **{r["winner"]: r["n"] for r in rows}}
 
     def by_cache_key(self, cache_key: str) -> dict[str, Any] | None:
         """The newest stored verdict with this cache key, if any."""
-        return self._db.fetch_one(
-            "SELECT * FROM judgements WHERE cache_key = ? ORDER BY created_at DESC LIMIT 1", [cache_key]
-        )
-
-
-def _filters(run_id: str | None, iteration: int | None) -> tuple[str, list]:
-    where, params = [], []
-    if run_id is not None:
-        where.append("run_id = ?")
-        params.append(run_id)
-    if iteration is not None:
-        where.append("iteration = ?")
-        params.append(iteration)
-    return ("WHERE " + " AND ".join(where) if where else ""), params
+        return self._row("judgements", key={"cache_key": cache_key}, order_by="created_at DESC")

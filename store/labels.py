@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from store.anchors import split_relation
-from store.bulk import insert_rows
+from store.anchor_tables import ADJUDICATION_COLUMNS, LABEL_COLUMNS, split_relation
+from store.bulk import insert_rows, new_ids
 from store.db import Repository
+from store.query import where_clause
 
-LABEL_COLUMNS = ("label_id", "item_id", "annotator", "annotator_kind", "label", "shown_left", "note", "created_at")
-ADJUDICATION_COLUMNS = ("adjudication_id", "item_id", "adjudicator", "label", "method", "note", "created_at")
+# The label that counts per (item, annotator) is the newest row; label ids are time-ordered (store.bulk.new_ids).
+_LATEST_LABEL = "QUALIFY row_number() OVER (PARTITION BY l.item_id, l.annotator ORDER BY l.label_id DESC) = 1"
 
 
 class LabelsRepository(Repository):
@@ -28,8 +29,6 @@ class LabelsRepository(Repository):
         return self.add_many([row])[0]
 
     def add_many(self, rows: list[dict[str, Any]]) -> list[str]:
-        from store.bulk import new_ids
-
         ids = iter(new_ids(len(rows)))
         rows = [row if row.get("label_id") else {**row, "label_id": next(ids)} for row in rows]
         self._db.write(lambda cur: insert_rows(cur, "anchor_labels", rows, columns=LABEL_COLUMNS))
@@ -40,56 +39,44 @@ class LabelsRepository(Repository):
         self._db.write(lambda cur: insert_rows(cur, "adjudications", rows, columns=ADJUDICATION_COLUMNS,
                                                id_column="adjudication_id"))
 
-    # ---- reads
+    # ---- reads (the window queries keep their own SQL; their WHERE comes from the shared builder)
 
     def latest(self, anchor_set_id: str, split: str = "all", kinds: Sequence[str] | None = None,
                annotator: str | None = None) -> list[dict[str, Any]]:
         """The label that counts per (item, annotator): the newest row, ordered by item position then annotator."""
-        where, params = ["i.anchor_set_id = ?"], [anchor_set_id]
-        if kinds:
-            where.append(f"l.annotator_kind IN ({', '.join('?' * len(kinds))})")
-            params.extend(kinds)
-        if annotator is not None:
-            where.append("l.annotator = ?")
-            params.append(annotator)
+        where, params = where_clause(key={"i.anchor_set_id": anchor_set_id},
+                                     where={"l.annotator_kind": tuple(kinds) if kinds else None,
+                                            "l.annotator": annotator})
         return self._db.fetch_all(
-            "SELECT l.*, i.slice, i.position FROM anchor_labels l"
-            f" JOIN {split_relation(split)} i USING (item_id) WHERE {' AND '.join(where)}"
-            " QUALIFY row_number() OVER (PARTITION BY l.item_id, l.annotator ORDER BY l.label_id DESC) = 1"
-            " ORDER BY i.position, l.annotator",
+            f"SELECT l.*, i.slice, i.position FROM anchor_labels l JOIN {split_relation(split)} i USING (item_id)"
+            f" {where} {_LATEST_LABEL} ORDER BY i.position, l.annotator",
             params,
         )
 
     def history(self, item_id: str, annotator: str | None = None) -> list[dict[str, Any]]:
         """Every label of an item (optionally of one annotator), oldest first."""
-        where, params = "WHERE item_id = ?", [item_id]
-        if annotator is not None:
-            where += " AND annotator = ?"
-            params.append(annotator)
-        return self._db.fetch_all(f"SELECT * FROM anchor_labels {where} ORDER BY label_id", params)
+        return self._rows("anchor_labels", key={"item_id": item_id}, where={"annotator": annotator},
+                          order_by="label_id")
 
     def annotators(self, anchor_set_id: str) -> list[dict[str, Any]]:
         """Who labelled this set: annotator, kind, and how many items they have a (latest) label on."""
+        where, params = where_clause(key={"i.anchor_set_id": anchor_set_id})
         return self._db.fetch_all(
             "SELECT annotator, annotator_kind, count(*) AS n_items,"
             " count(*) FILTER (WHERE label = 'skip') AS n_skipped FROM ("
-            "  SELECT l.* FROM anchor_labels l JOIN anchor_items i USING (item_id) WHERE i.anchor_set_id = ?"
-            "  QUALIFY row_number() OVER (PARTITION BY l.item_id, l.annotator ORDER BY l.label_id DESC) = 1)"
+            f"  SELECT l.* FROM anchor_labels l JOIN anchor_items i USING (item_id) {where} {_LATEST_LABEL})"
             " GROUP BY annotator, annotator_kind ORDER BY annotator_kind, annotator",
-            [anchor_set_id],
+            params,
         )
 
     def adjudications(self, anchor_set_id: str, split: str = "all", method: str | None = None,
                       latest: bool = True) -> list[dict[str, Any]]:
         """Adjudications of a set's items; with ``latest`` only the newest per item (per method if given)."""
-        where, params = ["i.anchor_set_id = ?"], [anchor_set_id]
-        if method is not None:
-            where.append("a.method = ?")
-            params.append(method)
+        where, params = where_clause(key={"i.anchor_set_id": anchor_set_id}, where={"a.method": method})
         qualify = (" QUALIFY row_number() OVER (PARTITION BY a.item_id ORDER BY a.adjudication_id DESC) = 1"
                    if latest else "")
         return self._db.fetch_all(
             f"SELECT a.*, i.slice FROM adjudications a JOIN {split_relation(split)} i USING (item_id)"
-            f" WHERE {' AND '.join(where)}{qualify} ORDER BY i.position, a.adjudication_id",
+            f" {where}{qualify} ORDER BY i.position, a.adjudication_id",
             params,
         )

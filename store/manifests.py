@@ -22,9 +22,7 @@ class ManifestsRepository(Repository):
         )
 
     def get(self, manifest_id: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM manifests WHERE manifest_id = ?", [manifest_id])
+        return self._row("manifests", key={"manifest_id": manifest_id})
 
     def for_run(self, run_id: str) -> list[dict[str, Any]]:
-        return self._db.fetch_all(
-            "SELECT * FROM manifests WHERE run_id = ? ORDER BY iteration NULLS FIRST, created_at", [run_id]
-        )
+        return self._rows("manifests", key={"run_id": run_id}, order_by="iteration NULLS FIRST, created_at")

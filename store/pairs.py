@@ -18,10 +18,13 @@ import pyarrow as pa
 
 from store.bulk import insert_rows
 from store.db import Repository
+from store.query import where_clause
 
 PAIR_COLUMNS = ("pair_id", "run_id", "iteration", "prompt_id", "prompt", "chosen", "rejected", "chosen_candidate",
                 "rejected_candidate", "chosen_score", "rejected_score", "kept", "drop_reason", "source",
                 "rubric_version", "judge_id", "confidence", "created_at")
+_SEARCH = ("contains(lower(prompt), ?) OR contains(lower(chosen), ?) OR contains(lower(rejected), ?)"
+           " OR contains(lower(prompt_id), ?)")
 
 
 @dataclass(frozen=True)
@@ -34,19 +37,21 @@ class PairFilter:
     drop_reason: str | None = None
     search: str | None = None  # case-insensitive substring of prompt, chosen, rejected or prompt_id
 
-    def where(self) -> tuple[str, list]:
-        clauses, params = [], []
-        for column in ("run_id", "iteration", "kept", "drop_reason"):
-            value = getattr(self, column)
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
+    def query(self, after: str | None = None) -> dict[str, Any]:
+        """These filters (and keyset ``after``) as keyword arguments of ``where_clause`` / ``Repository._rows``."""
+        where_sql, where_args = [], []
         if self.search:
-            needle = self.search.lower()
-            clauses.append("(contains(lower(prompt), ?) OR contains(lower(chosen), ?)"
-                           " OR contains(lower(rejected), ?) OR contains(lower(prompt_id), ?))")
-            params.extend([needle] * 4)
-        return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+            where_sql.append(_SEARCH)
+            where_args.extend([self.search.lower()] * 4)
+        if after is not None:
+            where_sql.append("pair_id > ?")
+            where_args.append(after)
+        equals = {"run_id": self.run_id, "iteration": self.iteration, "kept": self.kept,
+                  "drop_reason": self.drop_reason}
+        return {"where": equals, "where_sql": where_sql, "where_args": where_args}
+
+    def where(self) -> tuple[str, list]:
+        return where_clause(**self.query())
 
 
 class PairsRepository(Repository):
@@ -71,13 +76,8 @@ class PairsRepository(Repository):
         after: str | None = None,
     ) -> list[dict[str, Any]]:
         """One page of pairs ordered by pair_id; ``after`` (a pair_id) continues after that row."""
-        where, params = PairFilter(run_id, iteration, kept, drop_reason, search).where()
-        if after is not None:
-            where = f"{where} AND pair_id > ?" if where else "WHERE pair_id > ?"
-            params.append(after)
-        return self._db.fetch_all(
-            f"SELECT * FROM pairs {where} ORDER BY pair_id LIMIT ? OFFSET ?", [*params, limit, offset]
-        )
+        filters = PairFilter(run_id, iteration, kept, drop_reason, search)
+        return self._rows("pairs", **filters.query(after), order_by="pair_id", limit=limit, offset=offset)
 
     def count(
         self,
@@ -88,17 +88,14 @@ class PairsRepository(Repository):
         drop_reason: str | None = None,
         search: str | None = None,
     ) -> int:
-        where, params = PairFilter(run_id, iteration, kept, drop_reason, search).where()
-        return self._db.fetch_value(f"SELECT count(*) FROM pairs {where}", params)
+        filters = PairFilter(run_id, iteration, kept, drop_reason, search)
+        return self._rows("pairs", **filters.query(), select="count(*) AS n")[0]["n"]
 
     def drop_reasons(self, run_id: str, iteration: int | None = None) -> dict[str, int]:
         """How many pairs each filter dropped, most frequent first."""
-        where, params = PairFilter(run_id, iteration, kept=False).where()
-        rows = self._db.cursor().execute(
-            f"SELECT drop_reason, count(*) AS n FROM pairs {where} GROUP BY drop_reason ORDER BY n DESC, drop_reason",
-            params,
-        ).fetchall()
-        return dict(rows)
+        rows = self._rows("pairs", **PairFilter(run_id, iteration, kept=False).query(),
+                          select="drop_reason, count(*) AS n", group_by="drop_reason", order_by="n DESC, drop_reason")
+        return {row["drop_reason"]: row["n"] for row in rows}
 
     def table(self, filters: PairFilter) -> pa.Table:
         """Every matching pair as an Arrow table (for export to JSONL/Parquet), ordered by pair_id."""

@@ -31,11 +31,8 @@ class RubricsRepository(Repository):
     # ---- reads
 
     def get(self, version: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM rubrics WHERE rubric_version = ?", [version])
+        return self._row("rubrics", key={"rubric_version": version})
 
     def list(self, name: str | None = None) -> list[dict[str, Any]]:
         """Rubric versions, newest first, optionally of one name."""
-        where, params = ("WHERE name = ?", [name]) if name is not None else ("", [])
-        return self._db.fetch_all(
-            f"SELECT * FROM rubrics {where} ORDER BY created_at DESC, rubric_version", params
-        )
+        return self._rows("rubrics", where={"name": name}, order_by="created_at DESC, rubric_version")

@@ -45,31 +45,19 @@ class RunsRepository(Repository):
         if status not in RUN_STATUSES:
             raise ValueError(f"run status {status!r} is not one of {RUN_STATUSES}")
         finished = "NULL" if status == "running" else "current_timestamp"
-        self._update(
-            run_id,
-            f"status = ?, error = ?, finished_at = {finished}",
-            [status, redact_secrets(error)],
-        )
+        self._update("runs", key={"run_id": run_id}, values={"status": status, "error": redact_secrets(error)},
+                     set_sql=[f"finished_at = {finished}"], missing=f"no run {run_id!r}")
 
     def set_recommended(self, run_id: str, iteration: int | None) -> None:
         """Record the iteration whose checkpoint the run recommends (the best before any regression)."""
-        self._update(run_id, "recommended_iteration = ?", [iteration])
-
-    def _update(self, run_id: str, assignments: str, params: list) -> None:
-        def write(cur) -> None:
-            hit = cur.execute(
-                f"UPDATE runs SET {assignments} WHERE run_id = ? RETURNING run_id", [*params, run_id]
-            ).fetchone()
-            if hit is None:
-                raise LookupError(f"no run {run_id!r}")
-
-        self._db.write(write)
+        self._update("runs", key={"run_id": run_id}, values={"recommended_iteration": iteration},
+                     missing=f"no run {run_id!r}")
 
     # ---- reads
 
     def get(self, run_id: str) -> dict[str, Any] | None:
-        return self._db.fetch_one("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        return self._row("runs", key={"run_id": run_id})
 
     def list(self, limit: int = 100) -> list[dict[str, Any]]:
         """Runs, newest first."""
-        return self._db.fetch_all("SELECT * FROM runs ORDER BY created_at DESC, run_id LIMIT ?", [limit])
+        return self._rows("runs", order_by="created_at DESC, run_id", limit=limit)

@@ -1,23 +1,18 @@
 """``rlaif anchors ...`` and ``rlaif kappa`` end to end on a file store, driven through argparse."""
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from rlaif.cli_anchors import add_commands
+from rlaif.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "harbor_sql"
 
 
 def rlaif(store_path, *argv):
-    """Parse like the main CLI (``--store`` on the parent parser) and run the command; return its exit code."""
-    parser = argparse.ArgumentParser(prog="rlaif")
-    parser.add_argument("--store", default=str(store_path))
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """Run the ``rlaif`` command as a user would (``--store`` on the main parser); return its exit code."""
+    return main(["--store", str(store_path), *argv])
 
 
 @pytest.fixture

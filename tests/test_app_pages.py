@@ -14,9 +14,9 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from rlaif.auth import User, hash_password
-from rlaif.jobs import RUNNER
-from rlaif.workbench import close_stores, open_store
+from rlaif.workbench.auth import User, hash_password
+from rlaif.workbench.jobs import RUNNER
+from rlaif.workbench.stores import close_stores, open_store
 from tests.tiny_models import build_tiny_gpt2
 from tests.workbench_fixtures import seed_run, write_project
 
@@ -70,11 +70,12 @@ def texts(at) -> str:
 
 
 def test_every_page_file_is_registered_in_the_navigation():
-    import app as app_module
+    from rlaif.workbench.page import PAGES  # the table app.py's router builds its st.Page list from
 
-    registered = {path for path, *_ in app_module.PAGES}
+    registered = {p.path for p in PAGES}
     on_disk = {f"pages/{p.name}" for p in (ROOT / "pages").glob("*.py")}
     assert registered == on_disk
+    assert "PAGES" in (ROOT / "app.py").read_text() and len({p.title for p in PAGES}) == len(PAGES)
 
 
 def test_rubrics_page_saves_a_new_version_and_lists_it(env):
@@ -305,7 +306,7 @@ def test_annotator_cannot_reach_runs_rubrics_or_export(team):
 
 
 def _workbench(env, user):
-    from rlaif.workbench import Workbench
+    from rlaif.workbench.page import Workbench
 
     path = env / "wb.duckdb"
     return Workbench(str(path), open_store(path), "tiny", env / "project" / "tiny.yaml", user, user.name)

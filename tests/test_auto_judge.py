@@ -3,12 +3,16 @@ local judges whose winners never agree across orders."""
 
 import pytest
 
-from rlaif.judges import Comparison
-from rlaif.judges.auto import choose_judge, make_auto_judge
+from rlaif.judges import Comparison, make_judge, parse_spec
+from rlaif.judges.auto import choose_judge
 from rlaif.judges.base import Judge, Verdict
+from rlaif.judges.cache import CachedJudge
 from rlaif.judges.fake import FakeJudge
+from rlaif.judges.llm import OpenAIJudge
 from rlaif.judges.order_average import OrderAveragedJudge
 from rlaif.rubric import DEFAULT_RUBRIC
+from store import Store
+from tests.judge_server import JudgeServer, verdict_json
 
 OPTIONS = {"prefer": ["anthropic", "openai", "local"], "anthropic": {"model": "claude-haiku-4-5", "debias": True},
            "openai": {"model": "gpt-4o-mini"}, "local": {"batch_size": 8}, "cache": True}
@@ -39,10 +43,18 @@ def test_choice_errors_name_the_field():
         choose_judge({"local": "smollm2"}, environ={})
 
 
-def test_make_auto_judge_builds_the_api_judge_without_calling_it(monkeypatch):
+def test_auto_builds_the_api_judge_without_calling_it(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    judge = make_auto_judge({"prefer": ["openai", "local"], "openai": {"model": "gpt-4o-mini"}})
-    assert judge.judge_id.startswith("openai:") and judge.auto_choice.name == "openai"
+    judge = make_judge("auto", options={"prefer": ["openai", "local"], "openai": {"model": "gpt-4o-mini"}})
+    assert isinstance(judge, OpenAIJudge) and judge.judge_id == "openai:gpt-4o-mini"
+
+
+def test_auto_costs_what_the_chosen_judge_costs(monkeypatch):
+    spec = parse_spec("auto", {"prefer": ["anthropic", "local"], "anthropic": {"model": "claude-haiku-4-5"}})
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert spec.estimate_cost(100, 1000).usd == 0.0 and not spec.spends_api()  # the local judge runs here
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    assert spec.estimate_cost(100, 1000).usd > 0 and spec.spends_api()  # with a key it would call the API
 
 
 class ProbabilityJudge(Judge):
@@ -91,20 +103,16 @@ def test_order_averaging_without_probabilities_needs_agreement():
     assert tie.winner == "tie" and "disagree" in tie.rationale
 
 
-def test_auto_wraps_the_local_judge_in_order_averaging_and_cache(tmp_path, monkeypatch):
-    from rlaif.judges import registry
-    from store import Store
-
-    built = {}
-
-    def fake_make_judge(name, *, options=None, verify=None, store=None):
-        built.update(name=name, options=options)
-        return ProbabilityJudge(better="good")
-
-    monkeypatch.setattr(registry, "make_judge", fake_make_judge)
-    with Store(":memory:") as store:
-        judge = make_auto_judge({"prefer": ["local"], "local": {"batch_size": 2, "debias": "average"},
-                                 "cache": True}, store, environ={})
-        assert built == {"name": "local", "options": {"batch_size": 2}}
-        assert type(judge).__name__ == "CachedJudge" and isinstance(judge.inner, OrderAveragedJudge)
-        assert judge.compare([Comparison("q", "good", "bad")], DEFAULT_RUBRIC)[0].winner == "a"
+def test_auto_wraps_the_chosen_judge_in_order_averaging_and_cache():
+    """Per-judge wrapper options (debias: average) wrap the chosen judge; top-level ones (cache) wrap it outermost."""
+    with JudgeServer(responder=lambda request: verdict_json("a", 0.9)) as server, Store(":memory:") as store:
+        options = {"prefer": ["anthropic", "openai"], "cache": True,
+                   "openai": {"model": "judge-model", "base_url": server.openai_url, "debias": "average"}}
+        judge = make_judge("auto", options=options, store=store, environ={})
+        assert isinstance(judge, CachedJudge) and isinstance(judge.inner, OrderAveragedJudge)
+        assert isinstance(judge.inner.inner, OpenAIJudge) and judge.judge_id == "order-averaged(openai:judge-model)"
+        (v,) = judge.compare([Comparison("q", "good", "bad")], DEFAULT_RUBRIC)
+        assert v.winner == "tie" and "orders disagree" in v.rationale  # "A" in both orders: no preference
+        assert len(server.requests) == 2 and store.judge_cache.count() == 1
+        judge.compare([Comparison("q", "good", "bad")], DEFAULT_RUBRIC)
+        assert len(server.requests) == 2  # the cache answered

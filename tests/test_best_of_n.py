@@ -1,19 +1,18 @@
 """Best-of-N reranking (judge or reward model) against greedy, and the best-of-n / train-rm commands, on tiny models."""
 
-import argparse
 import json
 import random
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from rlaif.best_of_n import best_of_n, format_summary, pick_by_judge, pick_by_reward
-from rlaif.cli_extras import _open_verifier, add_commands
+from rlaif.cli import main
 from rlaif.config import config_from_dict
 from rlaif.datasets import PromptRecord, load_prompts
 from rlaif.judges.fake import FakeJudge
 from rlaif.judges.verifier import VerifierJudge
+from rlaif.loop import Project
 from rlaif.policy import load_policy
 from rlaif.rubric import load_rubric
 from store import Store
@@ -38,11 +37,8 @@ def sql_config(model, tmp_path):
 
 
 def cli(argv):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--store", default=":memory:")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """Run the ``rlaif`` command as a user would; ``--store`` given by the test or an in-memory store."""
+    return main(argv if "--store" in argv else ["--store", ":memory:", *argv])
 
 
 def test_pick_by_judge_takes_the_copeland_best():
@@ -83,8 +79,8 @@ def test_best_of_n_with_verifier_judge_reports_greedy_best_and_oracle(tiny, tmp_
     prompts = load_prompts(cfg.resolve(cfg.data.eval), limit=4)
     rubric = load_rubric(cfg.resolve(cfg.rubric))
     policy = load_policy(tiny, device="cpu", prompt_template=cfg.policy.prompt_template)
-    with ExitStack() as stack:
-        verify = _open_verifier(cfg, stack)
+    with Project.from_config(cfg).open_verifier() as verifier:
+        verify = verifier.verify
         judge = VerifierJudge(verify)
         stages = []
         report = best_of_n(policy, prompts, n=3, rubric=rubric, temperatures=[0.7, 1.0], max_new_tokens=12,

@@ -12,9 +12,10 @@ import time
 import pytest
 
 import store.jobs as jobs_module
-from rlaif.jobs import RUNNER, job_view
+from rlaif.workbench.jobs import RUNNER, job_view
 from rlaif.pipeline import ProgressEvent, RunCancelled
-from rlaif.workbench import close_stores, open_store, run_config
+from rlaif.workbench.projects import run_config
+from rlaif.workbench.stores import close_stores, open_store
 from tests.workbench_fixtures import SAMPLE
 
 
@@ -58,7 +59,7 @@ class FakePipeline:
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
-    monkeypatch.setattr("rlaif.jobs.RLAIFPipeline", FakePipeline)
+    monkeypatch.setattr("rlaif.workbench.jobs.RLAIFPipeline", FakePipeline)
     FakePipeline.running = FakePipeline.max_running = 0
     FakePipeline.release, FakePipeline.started = {}, []
     s = open_store(tmp_path / "jobs.duckdb")
@@ -117,12 +118,12 @@ def test_a_failing_job_is_recorded_and_the_worker_goes_on(fake, monkeypatch):
             raise RuntimeError("boom with key sk-abcdefghijklmnopqrstuv")
             yield
 
-    monkeypatch.setattr("rlaif.jobs.RLAIFPipeline", Broken)
+    monkeypatch.setattr("rlaif.workbench.jobs.RLAIFPipeline", Broken)
     failed = submit(fake)
     assert RUNNER.wait(failed, 10)
     row = fake.jobs.get(failed)
     assert row["status"] == "failed" and "boom" in row["error"] and "sk-abc" not in row["error"]
-    monkeypatch.setattr("rlaif.jobs.RLAIFPipeline", FakePipeline)
+    monkeypatch.setattr("rlaif.workbench.jobs.RLAIFPipeline", FakePipeline)
     ok = submit(fake)
     wait_for(lambda: FakePipeline.started)
     FakePipeline.release.setdefault(FakePipeline.started[0], threading.Event()).set()
@@ -151,7 +152,7 @@ def test_an_interrupted_run_resumes_as_a_background_job(tmp_path):
     """A run cut off mid-iteration (its process gone: status interrupted) is continued by a resume job with the real
     pipeline, and ends as an uninterrupted run would: every iteration has its manifest."""
     from rlaif.datasets import load_prompts
-    from rlaif.jobs import resumable
+    from rlaif.workbench.jobs import resumable
     from rlaif.pipeline import RLAIFPipeline
     from store import Store
     from tests.tiny_models import build_tiny_gpt2

@@ -8,10 +8,10 @@ import pytest
 
 from rlaif.judges import Comparison, make_judge
 from rlaif.judges.combinators import DebiasedJudge
-from rlaif.judges.registry import budget_exhausted
-from rlaif.judges.llm import AnthropicJudge, LLMJudgeSettings, MissingAPIKeyError, OpenAIJudge, public_url
+from rlaif.judges.llm import AnthropicJudge, LLMJudgeSettings, OpenAIJudge, public_url
+from rlaif.judges.llm_api import MissingAPIKeyError
 from rlaif.judges.pricing import PriceTable, ModelPrice, actual_cost, estimate_cost, load_price_table
-from rlaif.judges.strategies import RankingTask, rank_candidates
+from rlaif.judges.ranking import RankingTask, rank_candidates
 from rlaif.rubric import rubric_from_dict
 from store import Store
 from tests.judge_server import Fail, Garbage, Hang, JudgeServer, Reply, flaky_responder, verdict_json
@@ -140,7 +140,7 @@ def test_budget_cap_stops_judging_cleanly(provider, server):
     assert judged and exhausted and len(judged) + len(exhausted) == 60
     assert all(v.rationale == "budget exhausted" for v in exhausted)
     assert judge.stats.budget_exhausted == len(exhausted) and judge.budget_exhausted
-    assert budget_exhausted(DebiasedJudge(judge))  # visible through wrappers, so the pipeline can stop the run
+    assert DebiasedJudge(judge).budget_exhausted  # visible through wrappers, so the pipeline can stop the run
     assert len(server.requests) == len(judged)  # nothing was sent after the cap
     assert judge.budget.spent <= 0.05 and sum(v.cost_usd for v in verdicts) == pytest.approx(judge.budget.spent)
     # the cap is for the judge's lifetime (one run): a later batch is refused without a request
@@ -239,13 +239,16 @@ def test_pricing_table_estimate_and_actual_cost(tmp_path, monkeypatch):
 
 
 def test_cost_estimate_from_a_config_spec_needs_no_key(monkeypatch):
-    from rlaif.judges.pricing import estimate_spec_cost
+    from rlaif.judges import parse_spec
 
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    usd, notes = estimate_spec_cost("anthropic", {"model": "claude-haiku-4-5", "debias": True}, 100, 1000, 200)
-    assert usd == pytest.approx(200 * (1000 * 1.0 + 200 * 5.0) / 1e6)
-    usd2, _ = estimate_spec_cost("tiered", {"cheap": {"name": "local"}, "expensive": {
-        "name": "openai", "options": {"model": "gpt-4o-mini"}}}, 100, 1000, 200)
-    assert usd2 == pytest.approx(100 * (1000 * 0.15 + 200 * 0.6) / 1e6)
-    assert estimate_spec_cost("openai", {"model": "self-hosted"}, 10, 10, 10)[0] is None
-    assert estimate_spec_cost("stub", {}, 10, 10, 10)[0] == 0.0
+    cost = parse_spec("anthropic", {"model": "claude-haiku-4-5", "debias": True}).estimate_cost(100, 1000, 200)
+    assert cost.usd == pytest.approx(200 * (1000 * 1.0 + 200 * 5.0) / 1e6) and not cost.upper_bound
+    tiered = parse_spec("tiered", {"cheap": {"name": "local"}, "expensive": {
+        "name": "openai", "options": {"model": "gpt-4o-mini"}}}).estimate_cost(100, 1000, 200)
+    assert tiered.usd == pytest.approx(100 * (1000 * 0.15 + 200 * 0.6) / 1e6) and tiered.upper_bound
+    unpriced = parse_spec("openai", {"model": "self-hosted"})
+    assert unpriced.estimate_cost(10, 10, 10).usd is None and unpriced.spends_api()
+    assert parse_spec("stub").estimate_cost(10, 10, 10).usd == 0.0 and not parse_spec("stub").spends_api()
+    cached = parse_spec("anthropic", {"model": "claude-haiku-4-5", "cache": True}).estimate_cost(100, 1000, 200)
+    assert cached.upper_bound and "upper bound" in str(cached)

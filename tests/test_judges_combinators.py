@@ -9,10 +9,10 @@ from rlaif.judges import Comparison, Verdict, make_judge
 from rlaif.judges.base import Judge
 from rlaif.judges.combinators import DebiasedJudge, EnsembleJudge, TieredJudge, VerifierFirstJudge
 from rlaif.judges.fake import FakeJudge
-from rlaif.judges.registry import JUDGE_NAMES, budget_exhausted, judge_stats
-from rlaif.judges.strategies import RankingTask, calls_per_prompt, rank_candidates
+from rlaif.judges.registry import JUDGE_NAMES
+from rlaif.judges.ranking import RankingTask, calls_per_prompt, rank_candidates
 from rlaif.judges.verifier import VerifierJudge
-from rlaif.ranking import best_and_worst, copeland
+from rlaif.judges.ranking import best_and_worst, copeland
 from rlaif.rubric import rubric_from_dict
 
 RUBRIC = rubric_from_dict({"name": "r", "criteria": [{"name": "ok", "hard": True, "verifier": "sql_executes"},
@@ -179,10 +179,10 @@ def test_registry_builds_wrappers_from_options(tmp_path, monkeypatch):
         assert isinstance(ens, EnsembleJudge) and len(ens.judges) == 3
         tiered = make_judge("tiered", options={"cheap": "stub", "expensive": {"name": "biased"}, "threshold": 0.6})
         assert isinstance(tiered, TieredJudge) and tiered.threshold == 0.6
-        stats = judge_stats(j)
+        stats = j.all_stats()
         assert any(k.endswith(j.judge_id) and "hits" in v for k, v in stats.items())
         assert any("flip_rate" in v for v in stats.values()) and any("requests" in v for v in stats.values())
-        assert not budget_exhausted(j)
+        assert not j.budget_exhausted
     with pytest.raises(ValueError, match="unknown option"):
         make_judge("anthropic", options={"model": "m", "modle": "typo"})
     with pytest.raises(ValueError, match="needs the store"):

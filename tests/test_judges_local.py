@@ -4,7 +4,8 @@ import pytest
 
 from rlaif.judges import Comparison, make_judge
 from rlaif.judges.combinators import DebiasedJudge
-from rlaif.judges.local import LocalJudge, default_local_model, load_judge_model
+from rlaif.judges.local import LocalJudge, load_judge_model
+from rlaif.smollm2 import default_local_model
 from rlaif.rubric import rubric_from_dict
 
 RUBRIC = rubric_from_dict({"name": "arith", "criteria": [

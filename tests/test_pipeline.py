@@ -8,7 +8,6 @@ import pytest
 
 from rlaif.config import config_from_dict
 from rlaif.datasets import load_prompts
-from rlaif.evaluation import EvalResult
 from rlaif.judges.fake import FakeJudge
 from rlaif.manifest import verify_manifest
 from rlaif.pipeline import RLAIFPipeline, RunCancelled, pairs_hash
@@ -86,29 +85,24 @@ def test_loop_records_everything_and_chains_manifests(tiny, tmp_path):
         assert store.rubrics.get(results[1].manifest["rubric_version"])["body"] == pipe.rubric.to_dict()
 
 
-class ScriptedMetrics(RLAIFPipeline):
-    """A pipeline whose evaluation returns scripted accuracies (a fake evaluator), to drive the regression gate."""
-
-    def __init__(self, *a, accuracies, **kw):
-        super().__init__(*a, **kw)
-        self.accuracies = list(accuracies)
-
-    def _evaluate(self, iteration, model_path, eval, verify):
-        acc = self.accuracies[iteration]
-        result = EvalResult({"all": {"execution_accuracy": acc, "exact_match": acc, "mean_length": 5.0}}, {"all": 6})
-        return result, []  # (held-out result, anchor outputs)
-
-
 def test_regression_gate_stops_the_loop_and_recommends_best(tiny, tmp_path):
-    cfg = make_config(tiny, tmp_path, loop={"iterations": 3, "regression_tolerance": 0.05})
+    """A judge-based primary metric drives the gate: the eval judge (a scripted fake, through the public
+    ``eval_judge=``) says iteration 1 beats the base on 5 of 6 prompts and iteration 2 on 1 of 6, a drop of 0.67."""
+    cfg = make_config(tiny, tmp_path, loop={"iterations": 3, "regression_tolerance": 0.05,
+                                            "primary_metric": "eval_win_rate_vs_base"}, eval_judge={"name": "stub"})
+    verdicts = ["a"] * 5 + ["b"]  # iteration 1 vs iteration 0 (which is also the base)
+    verdicts += ["a"] * 6 + ["a"] + ["b"] * 5  # iteration 2 vs iteration 1, then vs the base
+    eval_judge = FakeJudge("scripted-eval").enqueue(*verdicts)
     with Store(":memory:") as store:
-        pipe = ScriptedMetrics(cfg, store=store, accuracies=[0.30, 0.50, 0.40, 0.60])
-        results = list(pipe.run(load_prompts(cfg.resolve(cfg.data.train)), load_prompts(cfg.resolve(cfg.data.eval))))
+        pipe, results = run_all(cfg, store, eval_judge=eval_judge)
         assert [r.iteration for r in results] == [0, 1, 2]  # iteration 3 never ran
+        values = [r.manifest["gate"]["value"] for r in results]
+        assert values == pytest.approx([0.5, 5 / 6, 1 / 6])
         assert results[-1].regressed and results[-1].manifest["gate"]["decision"] == "regressed"
         run = store.runs.get(pipe.run_id)
         assert run["status"] == "stopped" and run["recommended_iteration"] == 1
         assert [i["regressed"] for i in store.iterations.list(pipe.run_id)] == [False, False, True]
+        assert len(eval_judge.history) == len(verdicts) and not eval_judge.queue
 
 
 def test_invalid_verdicts_never_become_pairs(tiny, tmp_path):

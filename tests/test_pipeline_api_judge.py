@@ -61,8 +61,7 @@ def test_loop_completes_through_faults_and_cache_makes_rerun_free(provider, tiny
 
 
 def judge_stats_of(pipe):
-    from rlaif.judges.registry import judge_stats
-    return judge_stats(pipe.judge)
+    return pipe.judge.all_stats()
 
 
 def test_budget_cap_stops_the_run_before_training(tiny, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from rlaif.cli import main
 from rlaif.datasets import load_prompts
 from rlaif.pipeline import RLAIFPipeline
-from rlaif.reproduce import reproduce_manifest
+from rlaif.loop.reproduce import reproduce_manifest
 from store import Store
 from tests.test_pipeline import SAMPLE, make_config, tiny  # noqa: F401  (fixture)
 

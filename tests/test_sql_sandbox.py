@@ -10,7 +10,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from rlaif.sql_sandbox import ExecResult, SandboxClosedError, SqlSandbox
+from rlaif.verifiers.sql_sandbox import ExecResult, SandboxClosedError, SqlSandbox
 
 # A small self-contained warehouse (the bundled sample warehouse is owned elsewhere and not used here).
 WAREHOUSE = """
@@ -433,7 +433,7 @@ def test_bad_warehouse_cleans_up(tmp_path, monkeypatch):
         made.append(path)
         return path
 
-    monkeypatch.setattr("rlaif.sql_sandbox.tempfile.mkdtemp", spy)
+    monkeypatch.setattr("rlaif.verifiers.sql_sandbox.tempfile.mkdtemp", spy)
     with pytest.raises(duckdb.Error):
         SqlSandbox("CREATE TABLE broken (", ALLOW)
     assert made and not os.path.exists(made[0])

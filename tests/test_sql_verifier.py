@@ -1,23 +1,22 @@
-"""The SQL verifier: result matching, the four criteria, graded scores, concurrent verification."""
+"""The SQL verifier: result matching, the four criteria, graded scores under the sample rubric, concurrent
+verification."""
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from rlaif.sql_sandbox import ExecResult, SqlSandbox
-from rlaif.sql_verifier import (
-    CRITERIA,
-    SqlVerification,
-    SqlVerifier,
-    extract_sql,
-    is_well_formatted,
-    results_match,
-    score,
-)
+from rlaif.rubric import load_rubric
+from rlaif.verifiers import CRITERIA, VerifierResult, verify_many
+from rlaif.verifiers.sql import SqlVerifier, extract_sql, is_well_formatted, results_match
+from rlaif.verifiers.sql_sandbox import ExecResult, SqlSandbox
 from tests.test_sql_sandbox import ALLOW, WAREHOUSE
+
+SQL = CRITERIA["sql"]  # (executes, matches, allowlisted, well_formatted)
+RUBRIC = load_rubric(Path(__file__).resolve().parents[1] / "sample_data" / "harbor_sql" / "rubric.yaml")
 
 REFERENCE = "SELECT region, revenue FROM v_revenue_by_region WHERE region = 'EU'"
 ORDERED_REFERENCE = "SELECT order_id, amount FROM v_revenue_orders ORDER BY amount DESC"
@@ -168,19 +167,19 @@ def test_extract_sql_and_format():
 @pytest.mark.parametrize("name", sorted(CANDIDATES))
 def test_verifier_criteria(verifier, name):
     v = verifier.verify(CANDIDATES[name], REFERENCE)
-    assert isinstance(v, SqlVerification)
-    assert (v.executes, v.matches, v.allowlisted, v.well_formatted) == EXPECTED[name], v.to_dict()
-    assert list(v.criteria()) == list(CRITERIA)
-    assert v.criteria() == dict(zip(CRITERIA, (v.executes, v.matches, v.allowlisted, v.well_formatted)))
+    assert isinstance(v, VerifierResult) and v.kind == "sql"
+    assert v.criteria() == dict(zip(SQL, EXPECTED[name])), v.to_dict()
+    assert list(v.criteria()) == list(SQL)
+    assert v.passed == all(EXPECTED[name])
     json.dumps(v.to_dict())
 
 
 def test_raw_table_candidate_has_the_right_result_but_no_credit(verifier, sandbox):
     raw = sandbox.execute(extract_sql(CANDIDATES["raw_tables"]), enforce_allowlist=False)
     assert results_match(raw, sandbox.golden(REFERENCE), ordered=False)  # same rows ...
-    v = verifier.verify(CANDIDATES["raw_tables"], REFERENCE)
-    assert v.executes and not v.allowlisted and not v.matches  # ... yet it does not count as matching
-    assert v.relations == ["customers", "raw_orders"]
+    v = verifier.verify(CANDIDATES["raw_tables"], REFERENCE).criteria()
+    assert v["sql_executes"] and not v["sql_allowlisted_views"] and not v["sql_result_matches"]  # ... yet no credit
+    assert verifier.verify(CANDIDATES["raw_tables"], REFERENCE).details["relations"] == ["customers", "raw_orders"]
 
 
 def test_verifier_errors_are_reported(verifier):
@@ -189,70 +188,53 @@ def test_verifier_errors_are_reported(verifier):
     forbidden = verifier.verify(CANDIDATES["file_read"], REFERENCE)
     assert forbidden.error_kind == "forbidden"
     ok = verifier.verify(CANDIDATES["correct"], REFERENCE)
-    assert ok.error is None and ok.error_kind is None and ok.relations == ["v_revenue_by_region"]
-    assert ok.sql == "SELECT region AS r, revenue AS total FROM v_revenue_by_region WHERE region = 'EU';"
+    assert ok.error is None and ok.error_kind is None and ok.details["relations"] == ["v_revenue_by_region"]
+    assert ok.details["sql"] == "SELECT region AS r, revenue AS total FROM v_revenue_by_region WHERE region = 'EU';"
 
 
 def test_ordered_reference_requires_order(verifier):
     good = verifier.verify("SELECT order_id, amount FROM v_revenue_orders ORDER BY amount DESC;", ORDERED_REFERENCE)
     wrong = verifier.verify("SELECT order_id, amount FROM v_revenue_orders ORDER BY amount ASC;", ORDERED_REFERENCE)
-    assert good.matches and not wrong.matches
+    assert good.criteria()["sql_result_matches"] and not wrong.criteria()["sql_result_matches"]
     # an unordered reference accepts any order
     any_order = verifier.verify(
         "SELECT order_id, amount FROM v_revenue_orders ORDER BY amount ASC;",
         "SELECT order_id, amount FROM v_revenue_orders",
     )
-    assert any_order.matches
+    assert any_order.criteria()["sql_result_matches"]
 
 
 def test_broken_reference_gives_no_match(verifier):
     v = verifier.verify(CANDIDATES["correct"], "SELECT nope FROM v_revenue_by_region")
-    assert v.executes and v.allowlisted and not v.matches
+    c = v.criteria()
+    assert c["sql_executes"] and c["sql_allowlisted_views"] and not c["sql_result_matches"]
     assert v.reference_error
 
 
 def test_timeout_candidate(verifier):
     v = verifier.verify("SELECT count(*) FROM range(10000000000) WHERE range % 7 = 3;", REFERENCE)
-    assert not v.executes and v.error_kind == "timeout" and v.allowlisted and not v.matches
+    c = v.criteria()
+    assert not c["sql_executes"] and v.error_kind == "timeout" and c["sql_allowlisted_views"]
+    assert not c["sql_result_matches"]
 
 
 # ------------------------------------------------------------------------------------------------ score
 
 
-def test_score_ranks_candidates(verifier):
-    s = {name: score(verifier.verify(text, REFERENCE)) for name, text in CANDIDATES.items()}
+def test_rubric_score_ranks_candidates(verifier):
+    """The sample rubric (weights 1, 3, 1 hard; 0.5 soft) grades the verifier's criteria: 0.5 + 0.5 * soft share when
+    every hard check passes, 0.5 * share of all weight otherwise."""
+    s = {name: RUBRIC.score(verifier.verify(text, REFERENCE).criteria()) for name, text in CANDIDATES.items()}
     assert s["correct"] == s["correct_other_view"] == 1.0
-    assert s["prose_after"] == 0.5  # hard checks pass, the soft format check fails
-    assert s["wrong_filter"] == pytest.approx(0.375)  # 3 of 4 criteria, a hard one failing
-    assert s["raw_tables"] == pytest.approx(0.25)
-    assert s["invented_table"] == pytest.approx(0.125)
+    assert s["prose_after"] == pytest.approx(0.5 + 0.5 * 5.0 / 5.5)  # hard checks pass, the soft format check fails
+    assert s["wrong_filter"] == pytest.approx(0.5 * 2.5 / 5.5)  # executes, allowlisted, formatted; wrong rows
+    assert s["raw_tables"] == pytest.approx(0.5 * 1.5 / 5.5)
+    assert s["invented_table"] == pytest.approx(0.5 * 0.5 / 5.5)
     assert s["syntax_error"] == 0.0
     # every candidate that passes all hard checks outranks every one that does not
     passing = [k for k, e in EXPECTED.items() if e[0] and e[1] and e[2]]
     failing = [k for k in EXPECTED if k not in passing]
     assert min(s[k] for k in passing) > max(s[k] for k in failing)
-
-
-def test_score_weights_and_hard_sets():
-    crit = {"sql_executes": True, "sql_result_matches": False, "sql_allowlisted_views": True, "sql_format": True}
-    assert score(crit) == pytest.approx(0.375)
-    # with format the only soft criterion and matches made soft, all hard pass
-    assert score(crit, hard={"sql_executes", "sql_allowlisted_views"}) == pytest.approx(0.75)
-    weights = {"sql_executes": 1, "sql_result_matches": 3, "sql_allowlisted_views": 1, "sql_format": 1}
-    assert score(crit, weights=weights, hard={"sql_executes", "sql_allowlisted_views"}) == pytest.approx(
-        0.5 + 0.5 * 1 / 4
-    )
-    assert score(crit, weights=weights) == pytest.approx(0.5 * 3 / 6)
-    assert score({**crit, "sql_result_matches": True}, hard=set(CRITERIA)) == 1.0
-    # a failing hard criterion stays below 0.5 even when all the weight sits on passed criteria
-    heavy = {"sql_executes": 100, "sql_result_matches": 0, "sql_allowlisted_views": 100, "sql_format": 100}
-    assert score(crit, weights=heavy) < 0.5
-    with pytest.raises(ValueError):
-        score(crit, weights={"sql_typo": 1.0})
-    with pytest.raises(ValueError):
-        score(crit, hard={"sql_typo"})
-    with pytest.raises(ValueError):
-        score(crit, weights={"sql_format": -1})
 
 
 # ------------------------------------------------------------------------------------------------ verify_many
@@ -264,16 +246,17 @@ def test_verify_many_matches_sequential_and_keeps_order(verifier):
     pairs += [("SELECT order_id, amount FROM v_revenue_orders ORDER BY amount DESC;", ORDERED_REFERENCE)] * 5
     pairs += [("SELECT count(*) FROM v_revenue_orders;", references[2])] * 5
 
-    def strip(v: SqlVerification) -> dict:
+    def strip(v: VerifierResult) -> dict:
         d = v.to_dict()
         d.pop("elapsed_ms")
         return d
 
     sequential = [strip(verifier.verify(c, r)) for c, r in pairs]
-    concurrent = [strip(v) for v in verifier.verify_many(pairs, max_workers=6)]
+    concurrent = [strip(v) for v in verify_many(verifier, pairs, max_workers=6)]
     assert concurrent == sequential
-    assert sum(d["matches"] for d in concurrent) >= 10 + 4 * 2  # the dedicated matches plus the correct ones
-    assert verifier.verify_many([]) == []
+    # the dedicated matches plus the correct ones
+    assert sum(d["criteria"]["sql_result_matches"] for d in concurrent) >= 10 + 4 * 2
+    assert verify_many(verifier, []) == []
 
 
 def test_fresh_verifier_many_concurrent_goldens():
@@ -281,6 +264,6 @@ def test_fresh_verifier_many_concurrent_goldens():
     with SqlSandbox(WAREHOUSE, ALLOW) as sb:
         v = SqlVerifier(sb)
         pairs = [(CANDIDATES["correct"], REFERENCE), (CANDIDATES["wrong_filter"], REFERENCE)] * 20
-        out = v.verify_many(pairs, max_workers=8)
-        assert [x.matches for x in out] == [True, False] * 20
+        out = verify_many(v, pairs, max_workers=8)
+        assert [x.criteria()["sql_result_matches"] for x in out] == [True, False] * 20
         assert len(sb._golden) == 1

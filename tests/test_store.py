@@ -8,7 +8,9 @@ import duckdb
 import pytest
 
 from store import PairFilter, Store, content_hash
+from store.db import Repository
 from store.jobs import PROCESS_TOKEN
+from store.query import where_clause
 
 
 @pytest.fixture
@@ -241,6 +243,84 @@ def test_a_million_pairs_insert_and_page_quickly(tmp_path):
         total = store.pairs.count(run_id="r1", iteration=9, kept=False)
         assert time.perf_counter() - started < 2
         assert len(page) == 50 and total == sum(1 for r in rows if r["iteration"] == 9 and not r["kept"])
+
+
+# ---- the shared query helpers every repository reads and updates through
+
+
+def _runs(store, n=5):
+    for i in range(n):
+        store.runs.create(f"r{i}", "odd" if i % 2 else "even", {"i": i}, f"h{i}", "stub", None, None, None)
+    return Repository(store.db)
+
+
+def test_rows_skips_none_filters_but_not_keys(store):
+    repo = _runs(store)
+    ids = lambda rows: [r["run_id"] for r in rows]  # noqa: E731
+    assert ids(repo._rows("runs", where={"name": "odd", "judge_id": None}, order_by="run_id")) == ["r1", "r3"]
+    assert ids(repo._rows("runs", where={"name": None}, order_by="run_id")) == ["r0", "r1", "r2", "r3", "r4"]
+    assert repo._rows("runs", key={"run_id": None}) == []  # a missing key matches nothing, never "any"
+    assert ids(repo._rows("runs", key={"run_id": ["r4", "r0"]}, order_by="run_id")) == ["r0", "r4"]
+    assert repo._rows("runs", where={"run_id": []}) == []  # an empty IN list matches nothing
+    assert repo._rows("runs", key={"run_id": "r2"}, select="config")[0] == {"config": {"i": 2}}  # JSON decoded
+    rows = repo._rows("runs", where={"name": "even"}, where_sql=["config_hash <> ?", "run_id <> ?"],
+                      where_args=["h0", "r4"])
+    assert ids(rows) == ["r2"]
+    assert where_clause(key={"a": 1}, where={"b": None, "c": (2, 3)}, where_sql="d > ?", where_args=[4]) == (
+        "WHERE a = ? AND c IN (?, ?) AND (d > ?)", [1, 2, 3, 4])
+    assert where_clause(where={"a": None}) == ("", [])
+
+
+def test_rows_honours_order_limit_offset_and_group_by(store):
+    repo = _runs(store)
+    ordered = repo._rows("runs", order_by="run_id DESC")
+    assert [r["run_id"] for r in ordered] == ["r4", "r3", "r2", "r1", "r0"]
+    page = repo._rows("runs", order_by="run_id DESC", limit=2, offset=1)
+    assert [r["run_id"] for r in page] == ["r3", "r2"]
+    assert [r["run_id"] for r in repo._rows("runs", order_by="run_id", offset=3)] == ["r3", "r4"]
+    counts = repo._rows("runs", select="name, count(*) AS n", group_by="name", order_by="n DESC")
+    assert counts == [{"name": "even", "n": 3}, {"name": "odd", "n": 2}]
+    assert repo._row("runs", where={"name": "odd"}, order_by="run_id DESC")["run_id"] == "r3"
+    assert repo._row("runs", key={"run_id": "nope"}) is None
+
+
+def test_update_sets_one_row_and_names_a_missing_one(store):
+    repo = _runs(store, 2)
+    assert repo._update("runs", key={"run_id": "r1"}, values={"error": "boom"},
+                        set_sql=["finished_at = current_timestamp"]) == 1
+    r0, r1 = repo._rows("runs", order_by="run_id")
+    assert (r1["error"], r0["error"]) == ("boom", None)
+    assert r1["finished_at"] is not None and r0["finished_at"] is None
+    with pytest.raises(LookupError, match=r"runs.*run_id='ghost'"):
+        repo._update("runs", key={"run_id": "ghost"}, values={"error": "x"})
+    with pytest.raises(LookupError, match="custom message"):
+        repo._update("runs", key={"run_id": "ghost"}, values={"error": "x"}, missing="custom message")
+    with pytest.raises(ValueError, match="key is required"):  # never an UPDATE of the whole table
+        repo._update("runs", key={}, values={"error": "x"})
+
+
+@pytest.mark.parametrize("column", ["run_id = run_id OR 1 = 1 --", "run_id; DROP TABLE runs", "", "1run", None])
+def test_unsafe_column_names_are_refused_before_any_sql(store, column):
+    repo = _runs(store, 2)
+    with pytest.raises(ValueError, match="unsafe SQL identifier"):
+        repo._rows("runs", where={column: "r0"})
+    with pytest.raises(ValueError, match="unsafe SQL identifier"):
+        repo._update("runs", key={"run_id": "r0"}, values={column: "x"})
+    with pytest.raises(ValueError, match="unsafe SQL identifier"):
+        repo._update("runs", key={column: "r0"}, values={"error": "x"})
+    with pytest.raises(ValueError, match="unsafe SQL identifier"):
+        where_clause(key={column: 1})
+    assert [r["error"] for r in repo._rows("runs")] == [None, None]
+
+
+def test_unknown_column_names_are_refused(store):
+    repo = _runs(store, 1)
+    with pytest.raises(ValueError, match=r"unknown column.*runid"):
+        repo._rows("runs", key={"runid": "r0"})
+    with pytest.raises(ValueError, match=r"unknown column.*finished"):
+        repo._update("runs", key={"run_id": "r0"}, values={"finished": "x"})
+    with pytest.raises(ValueError, match="unknown column"):  # views are checked against their own columns
+        repo._rows("anchor_tuning_items", where={"run_id": "r0"})
 
 
 # ---- threads

@@ -3,7 +3,7 @@ manifest and the CLI summary."""
 
 import pytest
 
-from rlaif.cli import print_iteration
+from rlaif.cli.run import print_iteration
 from rlaif.datasets import load_prompts
 from rlaif.human_blend import blend_count
 from rlaif.judges.fake import FakeJudge

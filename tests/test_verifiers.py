@@ -18,10 +18,10 @@ import pytest
 from rlaif.evaluation import evaluate_outputs
 from rlaif.datasets import PromptRecord
 from rlaif.judges.base import Comparison
-from rlaif.judges.strategies import RankingTask, rank_candidates
+from rlaif.judges.ranking import RankingTask, rank_candidates
 from rlaif.judges.verifier import VerifierJudge
-from rlaif.rubric import VERIFIERS, rubric_from_dict
-from rlaif.verifiers import (CRITERIA, VerifierOptionError, VerifierResult, open_verifier, task_success,
+from rlaif.rubric import RubricError, rubric_from_dict
+from rlaif.verifiers import (CRITERIA, VERIFIERS, VerifierOptionError, VerifierResult, open_verifier, task_success,
                              validate_options)
 from rlaif.verifiers.json_schema import JsonSchemaOptions, JsonSchemaVerifier, json_equal
 from rlaif.verifiers.python_tests import PythonTestsOptions, PythonTestsVerifier, netns_prefix
@@ -41,10 +41,20 @@ ORDER_SCHEMA = {
 ORDER = {"id": 7, "items": [{"sku": "A-1", "qty": 2}]}
 
 
-def test_rubric_knows_every_verifier_criterion():
-    assert VERIFIERS == {name for names in CRITERIA.values() for name in names}
-    rubric_from_dict({"name": "json", "criteria": [{"name": "valid", "verifier": "json_schema_valid", "hard": True},
-                                                   {"name": "tests", "verifier": "py_tests_pass"}]})
+def test_rubric_attaches_every_criterion_of_the_one_table_and_nothing_else():
+    criteria = [{"name": name, "verifier": name} for names in CRITERIA.values() for name in names]
+    assert len(rubric_from_dict({"name": "all", "criteria": criteria}).criteria) == 10
+    with pytest.raises(RubricError, match="unknown verifier 'sql_runs'"):
+        rubric_from_dict({"name": "typo", "criteria": [{"name": "r1", "verifier": "sql_runs"}]})
+
+
+def test_every_kind_has_one_verifier_class_whose_results_carry_its_criteria(tmp_path):
+    assert tuple(VERIFIERS) == tuple(CRITERIA) and all(VERIFIERS[k].kind == k for k in CRITERIA)
+    with open_verifier("regex", {"pattern": "a+"}) as v:
+        assert tuple(v.verify("aaa", None).criteria()) == CRITERIA["regex"]
+    with open_verifier("python_tests", {"timeout_s": 5}, base_dir=tmp_path) as v:
+        result = v.verify("def f():\n    return 1\n", "from solution import f\nassert f() == 1\n")
+        assert tuple(result.criteria()) == CRITERIA["python_tests"]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -6,15 +6,15 @@ import hashlib
 
 import pytest
 
-from rlaif.auth import (AuthConfigError, PermissionDenied, User, check_exposure, hash_password, load_users,
+from rlaif.workbench.auth import (AuthConfigError, PermissionDenied, User, check_exposure, hash_password, load_users,
                         sign_in, verify_password)
-from rlaif.browse import code_language, manifest_chain, short_id
-from rlaif.charts import judge_rates, length_figure, metric_figure, pairs_figure, run_chart_data
+from rlaif.workbench.tables import code_language, manifest_chain, short_id
+from rlaif.workbench.charts import judge_rates, length_figure, metric_figure, pairs_figure, run_chart_data
 from rlaif.judges.fake import FakeJudge
-from rlaif.jobs import format_seconds
+from rlaif.workbench.jobs import format_seconds
 from rlaif.rubric import rubric_from_dict
-from rlaif.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
-from rlaif.workbench import run_config, set_dotted
+from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
+from rlaif.workbench.projects import run_config, set_dotted
 from store import Store
 from tests.workbench_fixtures import SAMPLE, TEST_RUBRIC, seed_run
 

@@ -19,7 +19,7 @@ _EXPORTS = {
     "holdout_view": "holdout", "present": "labelling", "record_label": "labelling", "next_item": "labelling",
     "adjudicate_majority": "labelling", "override_label": "labelling", "resolved_labels": "labelling",
     "GateResult": "gate", "kappa_gate": "gate", "kappa_table": "gate", "CalibrationConfig": "gate_config",
-    "run_calibration_gate": "gate_config", "anchor_set_stats": "stats",
+    "run_calibration_gate": "gate", "resolve_anchor_set": "importers", "anchor_set_stats": "stats",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from rlaif.anchors.agreement import JudgeHumanAgreement, agreement_by_slice, judge_label
 from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_MIN_ITEMS, DEFAULT_THRESHOLD
+from rlaif.anchors.gate_config import CalibrationConfig
+from rlaif.anchors.importers import resolve_anchor_set
 from rlaif.anchors.labelling import resolved_labels
 from rlaif.judges.base import Comparison, Judge
 from rlaif.rubric import Rubric
@@ -209,3 +212,14 @@ def kappa_table(store, anchor_set_id: str, *, annotators: str = "human", split: 
         for name, a in agreement_by_slice(rows, n_resamples=n_resamples, seed=seed).items():
             table.append({"judge_id": judge_id, "rubric_version": rubric_version, "slice": name, **_summary(a)})
     return table
+
+
+def run_calibration_gate(store, cfg: CalibrationConfig, judge: Judge, rubric: Rubric, *,
+                         resolve: Callable[[str], Path | None] = Path, seed: int = 0) -> GateResult | None:
+    """Run the gate as a loop config's ``calibration:`` section asks; None when no anchor set is configured."""
+    if not cfg.anchor_set:
+        return None
+    anchor_set_id = resolve_anchor_set(store, cfg.anchor_set, resolve, cfg.holdout_fraction)
+    return kappa_gate(store, judge, rubric, anchor_set_id, threshold=cfg.threshold, min_items=cfg.min_items,
+                      annotators=cfg.annotators, override=cfg.override, override_reason=cfg.override_reason,
+                      seed=seed, n_resamples=cfg.bootstrap_resamples)

@@ -1,26 +1,18 @@
-"""The calibration gate's configuration (the ``calibration:`` section of a loop config) and its one entry point.
+"""The calibration gate's configuration: the ``calibration:`` section of a loop config.
 
-Kept beside ``gate.py`` (TRL's ``x_config.py`` next to ``x_trainer.py``) so the loop config only has to add
-``calibration: CalibrationConfig`` and the pipeline one call, :func:`run_calibration_gate`, before training. Importing
-this module is cheap and cycle-free (``rlaif.config`` may import it at the top): the engine is imported on use.
+Kept beside ``gate.py`` (TRL's ``x_config.py`` next to ``x_trainer.py``), and free of the gate's own imports (numpy,
+scikit-learn), so the loop config can import it at the top; :func:`rlaif.anchors.gate.run_calibration_gate` is the
+entry point that runs the gate as configured.
 
     cfg = CalibrationConfig(anchor_set="anchors.jsonl", annotators="oracle")
-    result = run_calibration_gate(store, cfg, judge, rubric, resolve=run_config.resolve)   # None: gate disabled
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
 
-from rlaif.config_fields import check, help_field
 from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_HOLDOUT_FRACTION, DEFAULT_MIN_ITEMS, DEFAULT_THRESHOLD
-
-if TYPE_CHECKING:
-    from rlaif.anchors.gate import GateResult
-    from rlaif.judges.base import Judge
-    from rlaif.rubric import Rubric
+from rlaif.core.fields import check, help_field
 
 
 _help, _check = help_field, check
@@ -60,30 +52,3 @@ class CalibrationConfig:
                f"must be in [0, 1), got {self.holdout_fraction}")
         _check(self.bootstrap_resamples >= 100, "calibration.bootstrap_resamples",
                f"must be >= 100, got {self.bootstrap_resamples}")
-
-
-def resolve_anchor_set(store, anchor_set: str, resolve: Callable[[str], Path | None] = Path,
-                       holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION) -> str:
-    """The anchor set id for a config value: a stored id as is, a file imported (idempotently) first."""
-    from rlaif.anchors.importers import FILE_TYPES, import_anchor_file
-
-    if store.anchors.get_set(anchor_set) is not None:
-        return anchor_set
-    path = resolve(anchor_set)
-    if path is not None and Path(path).suffix.lower() in FILE_TYPES:
-        return import_anchor_file(store, path, holdout_fraction=holdout_fraction).anchor_set_id
-    raise ValueError(f"calibration.anchor_set: {anchor_set!r} is neither an anchor set in the store nor an "
-                     f"anchor file ({', '.join(sorted(FILE_TYPES))})")
-
-
-def run_calibration_gate(store, cfg: CalibrationConfig, judge: Judge, rubric: Rubric, *,
-                         resolve: Callable[[str], Path | None] = Path, seed: int = 0) -> GateResult | None:
-    """Run the gate as configured; None when no anchor set is configured (the manifest should say so)."""
-    from rlaif.anchors.gate import kappa_gate
-
-    if not cfg.anchor_set:
-        return None
-    anchor_set_id = resolve_anchor_set(store, cfg.anchor_set, resolve, cfg.holdout_fraction)
-    return kappa_gate(store, judge, rubric, anchor_set_id, threshold=cfg.threshold, min_items=cfg.min_items,
-                      annotators=cfg.annotators, override=cfg.override, override_reason=cfg.override_reason,
-                      seed=seed, n_resamples=cfg.bootstrap_resamples)

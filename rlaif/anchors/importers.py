@@ -39,7 +39,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rlaif.anchors.holdout import DEFAULT_HOLDOUT_FRACTION
 from rlaif.anchors.sets import DEFAULT_SLICE, AnchorDraft, DraftLabel, chosen_goes_first, create_anchor_set
@@ -389,3 +389,15 @@ def _parse_pairwise(record: dict[str, Any], path: Path, place: str) -> AnchorDra
 
 
 _PARSERS = {"preference": _parse_preference, "hh": _parse_hh, "pairwise": _parse_pairwise}
+
+
+def resolve_anchor_set(store, anchor_set: str, resolve: Callable[[str], Path | None] = Path,
+                       holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION) -> str:
+    """The anchor set id for a config value: a stored id as is, a file imported (idempotently) first."""
+    if store.anchors.get_set(anchor_set) is not None:
+        return anchor_set
+    path = resolve(anchor_set)
+    if path is not None and Path(path).suffix.lower() in FILE_TYPES:
+        return import_anchor_file(store, path, holdout_fraction=holdout_fraction).anchor_set_id
+    raise ValueError(f"calibration.anchor_set: {anchor_set!r} is neither an anchor set in the store nor an "
+                     f"anchor file ({', '.join(sorted(FILE_TYPES))})")

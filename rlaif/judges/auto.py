@@ -16,7 +16,7 @@ top level (``debias``, ``cache``) wrap whichever judge was chosen; per-judge opt
         local: {batch_size: 8, debias: average}    # both orders, label probabilities averaged (order_average.py)
         cache: true
 
-    judge = make_auto_judge({"prefer": ["anthropic", "local"]}, store=None)   # local unless ANTHROPIC_API_KEY is set
+    judge = make_judge("auto", options={"prefer": ["anthropic", "local"]})   # local unless ANTHROPIC_API_KEY is set
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from rlaif.judges.base import Judge
+from rlaif.core.fields import ConfigError, build_options, check, help_field
+from rlaif.judges.base import WRAPPER_KEYS, BuildContext, Judge, NestedSpec
+from rlaif.judges.pricing import JudgeCost
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,32 @@ DEFAULT_MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4o-mini"}
 KNOWN = ("anthropic", "openai", "local")
 
 
+@dataclass
+class AutoOptions:
+    prefer: list[str] | str = help_field("Judges to try in order: the first that can run here is used.",
+                                         factory=lambda: list(DEFAULT_PREFER))
+    anthropic: dict[str, Any] | None = help_field("Options of the anthropic judge, if chosen.", None)
+    openai: dict[str, Any] | None = help_field("Options of the openai judge, if chosen.", None)
+    local: dict[str, Any] | None = help_field("Options of the local judge, if chosen.", None)
+
+    def __post_init__(self):
+        if isinstance(self.prefer, str):
+            self.prefer = [self.prefer]
+        check(isinstance(self.prefer, list) and bool(self.prefer) and all(isinstance(p, str) for p in self.prefer),
+              "prefer", "must be a non-empty list of judge names, e.g. [anthropic, local]")
+        unknown = [p for p in self.prefer if p not in KNOWN]
+        check(not unknown, "prefer", f"unknown judge(s) {unknown}; auto chooses among {list(KNOWN)}")
+        for name in KNOWN:
+            check(isinstance(getattr(self, name) or {}, dict), name, "must be a mapping of that judge's options")
+
+    def judge_options(self, name: str) -> dict[str, Any]:
+        """The options ``name`` gets when chosen (API judges get a default model)."""
+        options = dict(getattr(self, name) or {})
+        if name in DEFAULT_MODELS:
+            options.setdefault("model", DEFAULT_MODELS[name])
+        return options
+
+
 @dataclass(frozen=True)
 class AutoChoice:
     name: str  # the judge name picked from ``prefer``
@@ -43,73 +71,57 @@ class AutoChoice:
     reason: str  # one line for logs and the CLI: why this one
 
 
-def choose_judge(options: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> AutoChoice:
-    """Pick the judge ``auto`` stands for, without building it (so the choice is testable without a model)."""
-    from rlaif.judges.registry import WRAPPER_OPTIONS
+def choose_judge(options: Mapping[str, Any] | AutoOptions | None,
+                 environ: Mapping[str, str] | None = None) -> AutoChoice:
+    """Pick the judge ``auto`` stands for, without building it (so the choice is testable without a model).
 
-    options = dict(options or {})
+    Wrapper options given next to ``prefer`` (debias, cache, ...) are merged into the chosen judge's options.
+    """
     environ = os.environ if environ is None else environ
-    # wrapper flags given next to prefer (debias, cache, ...) apply to whichever judge is chosen; the registry strips
-    # them before calling us once ``auto`` is registered, and they arrive here when make_auto_judge is called directly
-    wrappers = {k: options.pop(k) for k in WRAPPER_OPTIONS if k in options}
-    prefer = options.pop("prefer", list(DEFAULT_PREFER))
-    if isinstance(prefer, str):
-        prefer = [prefer]
-    if not isinstance(prefer, list) or not prefer or not all(isinstance(p, str) for p in prefer):
-        raise ValueError("judge.options.prefer: must be a non-empty list of judge names, e.g. [anthropic, local]")
-    unknown = [p for p in prefer if p not in KNOWN]
-    if unknown:
-        raise ValueError(f"judge.options.prefer: unknown judge(s) {unknown}; auto chooses among {list(KNOWN)}")
-    extra = set(options) - set(KNOWN)
-    if extra:
-        raise ValueError(f"judge.options: unknown option(s) {sorted(extra)} for 'auto'; it takes prefer, "
-                         f"{', '.join(KNOWN)} (each a mapping of that judge's options) and debias/cache")
-    for name in KNOWN:
-        if name in options and not isinstance(options[name] or {}, dict):
-            raise ValueError(f"judge.options.{name}: must be a mapping of that judge's options")
+    wrappers: dict[str, Any] = {}
+    if not isinstance(options, AutoOptions):
+        raw = dict(options or {})
+        wrappers = {k: raw.pop(k) for k in WRAPPER_KEYS if k in raw}
+        options = build_options(AutoOptions, raw, "judge.options")
     skipped = []
-    for name in prefer:
-        sub = {**dict(options.get(name) or {}), **wrappers}
+    for name in options.prefer:
+        sub = {**options.judge_options(name), **wrappers}
         if name == "local":
             return AutoChoice("local", sub, "no API key set; using the local judge" if skipped
                               else "local judge preferred")
         env = sub.get("api_key_env") or API_KEY_ENV[name]
         if environ.get(env) or sub.get("base_url"):
-            sub.setdefault("model", DEFAULT_MODELS[name])
             why = f"{env} is set" if environ.get(env) else f"base_url {sub['base_url']} given"
             return AutoChoice(name, sub, f"{why}; using the {name} judge")
         skipped.append(env)
-    raise ValueError(f"judge 'auto': none of {prefer} can run here (no {', '.join(skipped)} in the environment); "
-                     f"add 'local' to judge.options.prefer or set a key")
+    raise ConfigError("judge.name", f"judge 'auto': none of {options.prefer} can run here (no "
+                                    f"{', '.join(skipped)} in the environment); add 'local' to "
+                                    f"judge.options.prefer or set a key")
 
 
-def make_auto_judge(options: Mapping[str, Any] | None, store=None, *, verify=None,
-                    environ: Mapping[str, str] | None = None) -> Judge:
-    """Build the judge ``choose_judge`` picks (through the registry, so its own wrapper options apply).
+class AutoJudge(Judge):
+    """The ``auto`` kind: never a judge of its own. Building it builds the judge ``choose_judge`` picks (with the
+    options under that judge's name); its cost estimate is that judge's, as the environment stands now."""
 
-    ``debias: average`` in the chosen judge's options asks both orders and averages the label probabilities
-    (``OrderAveragedJudge``, for position-biased local models); ``average_tie_margin`` sets its tie band.
-    """
-    from rlaif.judges.registry import make_judge
+    name = "auto"
+    Options = AutoOptions
+    cache_by_default = True
 
-    choice = choose_judge(options, environ)
-    log.info("judge auto: %s", choice.reason)
-    opts = dict(choice.options)
-    average = opts.get("debias") == "average"
-    if average:
-        opts.pop("debias")
-        margin = float(opts.pop("average_tie_margin", 0.0))
-        cache = opts.pop("cache", False)  # outermost, so a re-run makes no call at all
-    judge = make_judge(choice.name, options=opts, verify=verify, store=store)
-    if average:
-        from rlaif.judges.order_average import OrderAveragedJudge
+    @classmethod
+    def nested_specs(cls, options: AutoOptions) -> dict[str, Any]:
+        return {name: {"name": name, "options": options.judge_options(name)} for name in options.prefer}
 
-        judge = OrderAveragedJudge(judge, margin)
-        if cache:
-            from rlaif.judges.cache import CachedJudge
+    @classmethod
+    def _chosen(cls, options: AutoOptions, nested: Mapping[str, NestedSpec], ctx: BuildContext) -> NestedSpec:
+        choice = choose_judge(options, ctx.environ)
+        log.info("judge auto: %s", choice.reason)
+        return nested[choice.name]
 
-            if store is None:
-                raise ValueError("judge.options.cache: needs the store (make_judge(..., store=store))")
-            judge = CachedJudge(judge, store)
-    judge.auto_choice = choice  # type: ignore[attr-defined]  # for the CLI summary; judge_id already names it
-    return judge
+    @classmethod
+    def build(cls, options: AutoOptions, nested: Mapping[str, NestedSpec], ctx: BuildContext) -> Judge:
+        return cls._chosen(options, nested, ctx).build(ctx)
+
+    @classmethod
+    def estimate_cost(cls, options: AutoOptions, n: int, prompt_tokens: int, output_tokens: int | None,
+                      nested: Mapping[str, NestedSpec], ctx: BuildContext) -> JudgeCost:
+        return cls._chosen(options, nested, ctx).estimate_cost(n, prompt_tokens, output_tokens, ctx)

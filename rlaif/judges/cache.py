@@ -17,7 +17,7 @@ import logging
 from dataclasses import replace
 from typing import Any, Sequence
 
-from rlaif.judges.base import Comparison, Judge, Verdict
+from rlaif.judges.base import Comparison, Judge, JudgeStats, Verdict
 from rlaif.judges.prompting import TEMPLATE_VERSION
 from rlaif.rubric import Rubric
 from store.content_hash import content_hash
@@ -44,19 +44,10 @@ class CachedJudge(Judge):
         self.inner_judges = (inner,)
         self.store = store
         self.judge_id = inner.judge_id
-        self.stats = {"hits": 0, "misses": 0, "stored": 0, "refused": 0}
+        self.stats = JudgeStats(hits=0, misses=0, stored=0, refused=0)
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
-
-    def prime(self, candidate: str, reference: str, checks: dict[str, bool]) -> None:
-        if hasattr(self.inner, "prime"):
-            self.inner.prime(candidate, reference, checks)
-
-    def estimate_cost(self, n: int, prompt_tokens: int, output_tokens: int | None = None) -> float | None:
-        from rlaif.judges.pricing import cost_of_judge
-
-        return cost_of_judge(self.inner, n, prompt_tokens, output_tokens)  # upper bound: nothing cached
 
     def cache_key(self, comparison: Comparison, rubric: Rubric) -> str:
         return cache_key(self.inner.describe(), comparison, rubric.version)
@@ -66,7 +57,7 @@ class CachedJudge(Judge):
         try:
             refuse_secrets(verdict.to_dict(), "verdict")
         except ValueError as err:
-            self.stats["refused"] += 1
+            self.stats.add(refused=1)
             log.warning("%s: verdict not cached: %s", self.judge_id, err)
             return False
         return True
@@ -84,8 +75,7 @@ class CachedJudge(Judge):
                 out[i] = replace(Verdict(**stored[key]), tokens_in=0, tokens_out=0, cost_usd=0.0, latency_ms=0.0)
             else:
                 missing.setdefault(key, []).append(i)
-        self.stats["hits"] += len(comparisons) - sum(len(v) for v in missing.values())
-        self.stats["misses"] += len(missing)
+        self.stats.add(hits=len(comparisons) - sum(len(v) for v in missing.values()), misses=len(missing))
         if missing:
             firsts = [idxs[0] for idxs in missing.values()]
             fresh = self.inner.compare([comparisons[i] for i in firsts], rubric)
@@ -97,5 +87,5 @@ class CachedJudge(Judge):
                     to_store.append((key, verdict.judge_id or self.judge_id, verdict.to_dict()))
             if to_store:
                 self.store.judge_cache.put_many(to_store)
-                self.stats["stored"] += len(to_store)
+                self.stats.add(stored=len(to_store))
         return out  # type: ignore[return-value]

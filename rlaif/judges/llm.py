@@ -1,4 +1,5 @@
-"""The rubric LLM judge over the Anthropic Messages API and OpenAI-compatible Chat Completions.
+"""The rubric LLM judge over the Anthropic Messages API and OpenAI-compatible Chat Completions (the SDK adapters and
+the settings are in ``llm_api``).
 
 Why our own retry loop: the SDKs retry quietly (``max_retries=2`` by default), so a run could not say how many calls
 it really made or honour one shared back-off. The SDK clients are built with ``max_retries=0`` and every retry here
@@ -19,244 +20,25 @@ verdict, an exception message or a log line.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import os
 import random
 import threading
 import time
-from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from rlaif.judges.base import Comparison, Judge, Verdict
-from rlaif.judges.pricing import ModelPrice, PriceTable, Usage, actual_cost, load_price_table
+from rlaif.core.fields import ConfigError
+from rlaif.judges.base import BuildContext, Comparison, Judge, JudgeStats, NestedSpec, Verdict
+from rlaif.judges.llm_api import AnthropicClient, ChatClient, ClientReply, LLMJudgeSettings, OpenAIClient
+from rlaif.judges.pricing import JudgeCost, ModelPrice, PriceTable, Usage, actual_cost, load_price_table
 from rlaif.judges.prompting import TEMPLATE_VERSION, JudgePrompt, parse_judge_reply, render_judge_prompt
 from rlaif.rubric import Rubric
 from store.secrets_guard import redact_secrets
 
 log = logging.getLogger(__name__)
-
-
-class MissingAPIKeyError(RuntimeError):
-    """The environment variable that should hold the API key is not set (its name is in the message, never a key)."""
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# settings
-
-
-@dataclass
-class LLMJudgeSettings:
-    model: str = field(metadata={"help": "Model name as the API spells it; part of the judge id and cache key."})
-    base_url: str | None = field(default=None, metadata={
-        "help": "API root; for OpenAI-compatible servers (vLLM, Ollama, llama.cpp) e.g. http://localhost:8000/v1."})
-    api_key_env: str | None = field(default=None, metadata={
-        "help": "Name of the environment variable holding the key (default ANTHROPIC_API_KEY / OPENAI_API_KEY)."})
-    temperature: float | None = field(default=0.0, metadata={
-        "help": "OpenAI-compatible only (this Anthropic SDK takes none): 0 makes verdicts as repeatable as the "
-                "server allows; None omits it for models that reject it."})
-    max_tokens: int = field(default=512, metadata={"help": "Reply cap; the JSON verdict needs ~100-300 tokens."})
-    timeout_s: float = field(default=60.0, metadata={"help": "Per-request timeout; a timeout is retried."})
-    concurrency: int = field(default=8, metadata={"help": "Requests in flight at once (a thread pool)."})
-    rpm: float | None = field(default=None, metadata={"help": "Requests-per-minute limit (None: unlimited)."})
-    max_retries: int = field(default=5, metadata={"help": "Retries per comparison on 429/5xx/timeouts."})
-    backoff_base_s: float = field(default=1.0, metadata={"help": "First back-off; doubles per retry."})
-    backoff_max_s: float = field(default=30.0, metadata={"help": "Cap of the exponential back-off."})
-    max_retry_after_s: float = field(default=120.0, metadata={"help": "Longest retry-after honoured per retry."})
-    budget_usd: float | None = field(default=None, metadata={
-        "help": "Spend cap for this judge's lifetime (one run); needs a price for the model."})
-    expected_output_tokens: int = field(default=200, metadata={"help": "Output size assumed by cost estimates."})
-    seed: int = field(default=0, metadata={"help": "Seeds the retry jitter, so back-off schedules are repeatable."})
-    prices_path: str | None = field(default=None, metadata={"help": "Price table overriding the bundled one."})
-    json_mode: bool = field(default=False, metadata={
-        "help": "Ask the API to enforce JSON: OpenAI response_format json_object, Anthropic structured output "
-                "with the verdict's JSON schema. Off by default: not every compatible server supports it."})
-
-    def __post_init__(self):
-        def check(ok: bool, name: str, why: str):
-            if not ok:
-                raise ValueError(f"judge.options.{name}: {why}")
-
-        check(isinstance(self.model, str) and bool(self.model.strip()), "model", "must be a non-empty string")
-        check(self.temperature is None or 0.0 <= self.temperature <= 2.0, "temperature", "must be in [0, 2]")
-        check(self.max_tokens >= 16, "max_tokens", f"must be >= 16, got {self.max_tokens}")
-        check(self.timeout_s > 0, "timeout_s", f"must be > 0, got {self.timeout_s}")
-        check(self.concurrency >= 1, "concurrency", f"must be >= 1, got {self.concurrency}")
-        check(self.rpm is None or self.rpm > 0, "rpm", f"must be > 0, got {self.rpm}")
-        check(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
-        check(self.backoff_base_s >= 0 and self.backoff_max_s >= 0, "backoff_base_s", "back-off must be >= 0")
-        check(self.budget_usd is None or self.budget_usd > 0, "budget_usd", f"must be > 0, got {self.budget_usd}")
-        check(self.api_key_env is None or (self.api_key_env.replace("_", "").isalnum()), "api_key_env",
-              "must be the NAME of an environment variable (e.g. MY_JUDGE_KEY), never the key itself")
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> "LLMJudgeSettings":
-        known = {f.name for f in fields(cls)}
-        unknown = set(options) - known
-        if unknown:
-            raise ValueError(f"judge.options: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
-        if "model" not in options:
-            raise ValueError("judge.options.model: is required for an API judge (e.g. claude-haiku-4-5, gpt-4o-mini)")
-        return cls(**options)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# clients: one small adapter per SDK, so the judge logic is shared
-
-
-@dataclass(frozen=True)
-class ClientReply:
-    text: str
-    usage: Usage | None
-    refusal: str | None = None
-
-
-@dataclass(frozen=True)
-class CallFailure:
-    retryable: bool
-    reason: str
-    retry_after: float | None = None
-
-
-def _retry_after(headers) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date); None when absent/unparseable."""
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def classify_sdk_error(exc: BaseException, sdk) -> CallFailure:
-    """Retry on timeouts, connection errors, 408/409/429 and 5xx; everything else fails the comparison."""
-    if isinstance(exc, sdk.APITimeoutError):
-        return CallFailure(True, "timeout")
-    if isinstance(exc, sdk.APIConnectionError):
-        return CallFailure(True, "connection error")
-    if isinstance(exc, sdk.APIStatusError):
-        code = exc.status_code
-        retryable = code in (408, 409, 429) or code >= 500
-        return CallFailure(retryable, f"HTTP {code}", _retry_after(getattr(exc.response, "headers", None)))
-    return CallFailure(False, f"malformed response ({type(exc).__name__})")
-
-
-class ChatClient(ABC):
-    """One provider's API: send the judge prompt, return the reply text and usage."""
-
-    provider: str = "chat"
-    default_key_env: str = ""
-    supports_temperature: bool = True
-
-    @abstractmethod
-    def complete(self, prompt: JudgePrompt) -> ClientReply:
-        raise NotImplementedError
-
-    @abstractmethod
-    def classify(self, exc: BaseException) -> CallFailure:
-        raise NotImplementedError
-
-
-def _read_key(env: str, *, optional: bool) -> str | None:
-    key = os.environ.get(env)
-    if not key and not optional:
-        raise MissingAPIKeyError(f"the judge needs an API key: set the environment variable {env}")
-    return key or None
-
-
-class AnthropicClient(ChatClient):
-    provider = "anthropic"
-    default_key_env = "ANTHROPIC_API_KEY"
-    supports_temperature = False
-
-    def __init__(self, settings: LLMJudgeSettings):
-        import anthropic
-
-        self._sdk = anthropic
-        self.settings = settings
-        key = _read_key(settings.api_key_env or self.default_key_env, optional=False)
-        # max_retries=0: our loop does the retrying, so every retry is counted and retry-after pauses all threads
-        self._client = anthropic.Anthropic(api_key=key, base_url=settings.base_url, max_retries=0,
-                                           timeout=settings.timeout_s)
-
-    def complete(self, prompt: JudgePrompt) -> ClientReply:
-        s = self.settings
-        # This SDK's Messages API takes no temperature; json_mode asks for structured output against our schema
-        kwargs: dict[str, Any] = dict(model=s.model, max_tokens=s.max_tokens, system=prompt.system,
-                                      messages=[{"role": "user", "content": prompt.user}])
-        if s.json_mode and prompt.schema is not None:
-            kwargs["output_config"] = {"format": {"type": "json_schema", "schema": prompt.schema}}
-        msg = self._client.messages.create(**kwargs)
-        text = "".join(getattr(b, "text", "") for b in (msg.content or []) if getattr(b, "type", "") == "text")
-        usage = None
-        if msg.usage is not None:
-            read = msg.usage.cache_read_input_tokens or 0
-            write = msg.usage.cache_creation_input_tokens or 0
-            # Anthropic's input_tokens excludes cache reads/writes; Usage.input_tokens counts every prompt token
-            usage = Usage(msg.usage.input_tokens + read + write, msg.usage.output_tokens, read, write)
-        refusal = (text or "refused") if msg.stop_reason == "refusal" else None
-        return ClientReply(text, usage, refusal)
-
-    def classify(self, exc: BaseException) -> CallFailure:
-        return classify_sdk_error(exc, self._sdk)
-
-
-class OpenAIClient(ChatClient):
-    provider = "openai"
-    default_key_env = "OPENAI_API_KEY"
-
-    def __init__(self, settings: LLMJudgeSettings):
-        import openai
-
-        self._sdk = openai
-        self.settings = settings
-        # self-hosted OpenAI-compatible servers usually need no key; api.openai.com does
-        key = _read_key(settings.api_key_env or self.default_key_env, optional=settings.base_url is not None)
-        self._client = openai.OpenAI(api_key=key or "EMPTY", base_url=settings.base_url, max_retries=0,
-                                     timeout=settings.timeout_s)
-        # api.openai.com's newer models reject max_tokens; compatible servers (Ollama, llama.cpp) may ignore the new one
-        self._max_tokens_param = "max_tokens" if settings.base_url else "max_completion_tokens"
-
-    def complete(self, prompt: JudgePrompt) -> ClientReply:
-        s = self.settings
-        kwargs: dict[str, Any] = {"model": s.model, self._max_tokens_param: s.max_tokens,
-                                  "messages": [{"role": "system", "content": prompt.system},
-                                               {"role": "user", "content": prompt.user}]}
-        if s.temperature is not None:
-            kwargs["temperature"] = s.temperature
-        if s.json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
-        resp = self._client.chat.completions.create(**kwargs)
-        if not resp.choices:
-            return ClientReply("", None)
-        message = resp.choices[0].message
-        usage = None
-        if resp.usage is not None:
-            details = resp.usage.prompt_tokens_details
-            cached = (details.cached_tokens or 0) if details is not None else 0
-            usage = Usage(resp.usage.prompt_tokens, resp.usage.completion_tokens, cached, 0)
-        return ClientReply(message.content or "", usage, getattr(message, "refusal", None) or None)
-
-    def classify(self, exc: BaseException) -> CallFailure:
-        return classify_sdk_error(exc, self._sdk)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -310,33 +92,6 @@ class Budget:
             self.spent += actual
 
 
-@dataclass
-class JudgeStats:
-    """Counters for one judge's lifetime; shown by the CLI and stored in manifests."""
-
-    comparisons: int = 0
-    requests: int = 0
-    retries: int = 0
-    invalid: int = 0
-    parse_failures: int = 0
-    errors: int = 0
-    budget_exhausted: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-
-    def __post_init__(self):
-        self._lock = threading.Lock()
-
-    def add(self, **deltas: float) -> None:
-        with self._lock:
-            for name, value in deltas.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items()}
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # the judge
 
@@ -351,11 +106,12 @@ class RubricLLMJudge(Judge):
         self.prices = prices or load_price_table(settings.prices_path)
         self.price: ModelPrice | None = self.prices.price(settings.model)
         if settings.budget_usd is not None and self.price is None:
-            raise ValueError(f"judge.options.budget_usd: no price for model {settings.model!r} in "
-                             f"{self.prices.source}; add one (USD per million tokens) or drop the budget")
+            raise ConfigError("judge.options.budget_usd", f"no price for model {settings.model!r} in "
+                              f"{self.prices.source}; add one (USD per million tokens) or drop the budget")
         self.limiter = RateLimiter(settings.rpm)
         self.budget = Budget(settings.budget_usd)
-        self.stats = JudgeStats()
+        self.stats = JudgeStats(comparisons=0, requests=0, retries=0, invalid=0, parse_failures=0, errors=0,
+                                budget_exhausted=0, tokens_in=0, tokens_out=0, cost_usd=0.0)
         self._rng = random.Random(settings.seed)
         self._rng_lock = threading.Lock()
 
@@ -375,12 +131,6 @@ class RubricLLMJudge(Judge):
 
     def render(self, comparison: Comparison, rubric: Rubric) -> JudgePrompt:
         return render_judge_prompt(comparison, rubric)
-
-    def estimate_cost(self, n_comparisons: int, prompt_tokens_est: int,
-                      output_tokens_est: int | None = None) -> float | None:
-        out = output_tokens_est if output_tokens_est is not None else self.settings.expected_output_tokens
-        return actual_cost(Usage(prompt_tokens_est * n_comparisons, out * n_comparisons), self.settings.model,
-                           self.prices)
 
     # ---- judging
 
@@ -491,15 +241,41 @@ def public_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-class AnthropicJudge(RubricLLMJudge):
+class _APIJudgeKind(RubricLLMJudge):
+    """What the two provider kinds share: their options, their build, and their price before any call."""
+
+    Options = LLMJudgeSettings
+    cache_by_default = True
+    client_class: type[ChatClient]
+
+    def __init__(self, settings: LLMJudgeSettings, prices: PriceTable | None = None):
+        super().__init__(self.client_class(settings), settings, prices)
+
+    @classmethod
+    def build(cls, options: LLMJudgeSettings, nested: Mapping[str, NestedSpec], ctx: BuildContext) -> Judge:
+        return cls(options, ctx.prices)
+
+    @classmethod
+    def estimate_cost(cls, options: LLMJudgeSettings, n: int, prompt_tokens: int, output_tokens: int | None,
+                      nested: Mapping[str, NestedSpec], ctx: BuildContext) -> JudgeCost:
+        out = options.expected_output_tokens if output_tokens is None else output_tokens
+        table = ctx.prices or load_price_table(options.prices_path)
+        usd = actual_cost(Usage(prompt_tokens * n, out * n), options.model, table)
+        where = f"{cls.name}:{options.model}"
+        if usd is None:
+            return JudgeCost(None, [f"{where}: no price in {table.source}"])
+        return JudgeCost(usd, [f"{where}: {n} calls x ({prompt_tokens} in + {out} out) tokens ~${usd:,.2f}"])
+
+
+class AnthropicJudge(_APIJudgeKind):
     """The rubric judge over the Anthropic Messages API."""
 
-    def __init__(self, settings: LLMJudgeSettings, prices: PriceTable | None = None):
-        super().__init__(AnthropicClient(settings), settings, prices)
+    name = "anthropic"
+    client_class = AnthropicClient
 
 
-class OpenAIJudge(RubricLLMJudge):
+class OpenAIJudge(_APIJudgeKind):
     """The rubric judge over Chat Completions: api.openai.com or any compatible ``base_url`` (vLLM, Ollama, ...)."""
 
-    def __init__(self, settings: LLMJudgeSettings, prices: PriceTable | None = None):
-        super().__init__(OpenAIClient(settings), settings, prices)
+    name = "openai"
+    client_class = OpenAIClient

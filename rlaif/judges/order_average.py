@@ -13,11 +13,11 @@ judges) fall back to agreement of the winners, as ``DebiasedJudge`` does. A fail
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from rlaif.judges.base import Judge, Verdict
-from rlaif.judges.combinators import BothOrdersJudge, _usage_sum
+from rlaif.core.fields import ConfigError
+from rlaif.judges.base import Judge, JudgeStats, Verdict, usage_sum
+from rlaif.judges.combinators import BothOrdersJudge
 
 
 def _p_first(v: Verdict) -> float | None:
@@ -31,9 +31,9 @@ def _p_first(v: Verdict) -> float | None:
 class OrderAveragedJudge(BothOrdersJudge):
     def __init__(self, inner: Judge, tie_margin: float = 0.0):
         if not 0.0 <= tie_margin < 1.0:
-            raise ValueError(f"judge.options.average_tie_margin: must be in [0, 1), got {tie_margin}")
+            raise ConfigError("judge.options.average_tie_margin", f"must be in [0, 1), got {tie_margin}")
         super().__init__(inner, f"order-averaged({inner.judge_id})",
-                         {"pairs": 0, "both_valid": 0, "averaged": 0, "ties": 0, "mean_position_bias": 0.0})
+                         JudgeStats(pairs=0, both_valid=0, averaged=0, ties=0, mean_position_bias=0.0))
         self.tie_margin = float(tie_margin)
         self._bias_sum = 0.0
 
@@ -42,13 +42,12 @@ class OrderAveragedJudge(BothOrdersJudge):
                 "inner": self.inner.describe()}
 
     def _combine(self, ab: Verdict, ba: Verdict) -> Verdict:
-        raw = json.dumps({"ab": ab.raw_reply, "ba": ba.raw_reply}, ensure_ascii=False)
-        usage = _usage_sum([ab, ba])
-        if not ab.is_valid or not ba.is_valid:  # before any un-flipping: a failed order is never turned into a win
-            reasons = [f"{name}: {v.rationale}" for name, v in (("ab", ab), ("ba", ba)) if not v.is_valid]
-            return Verdict.invalid(self.judge_id, "; ".join(reasons), raw_reply=raw, **usage)
-        with self._lock:
-            self.stats["both_valid"] += 1
+        failed = self._failed_order(ab, ba)
+        if failed is not None:
+            return failed
+        raw = self.both_replies(ab, ba)
+        usage = usage_sum([ab, ba])
+        self.stats.add(both_valid=1)
         p_ab, p_ba = _p_first(ab), _p_first(ba)
         if p_ab is None or p_ba is None:  # no probabilities: keep a winner only when both orders agree
             unflipped = ba.unflipped()
@@ -61,9 +60,9 @@ class OrderAveragedJudge(BothOrdersJudge):
         p_a = (p_ab + (1.0 - p_ba)) / 2.0
         bias = (p_ab + p_ba) / 2.0 - 0.5  # > 0: the judge favours whatever comes first
         with self._lock:
-            self.stats["averaged"] += 1
             self._bias_sum += bias
-            self.stats["mean_position_bias"] = self._bias_sum / self.stats["averaged"]
+            self.stats.add(averaged=1)
+            self.stats.set(mean_position_bias=self._bias_sum / self.stats["averaged"])
         criteria = {"label_probability": {"a": p_a, "b": 1.0 - p_a}, "position_bias": bias}
         rationale = f"p(A) averaged over both orders {p_a:.4f} (AB {p_ab:.3f}, BA {1.0 - p_ba:.3f})"
         if abs(2.0 * p_a - 1.0) <= self.tie_margin:
@@ -73,6 +72,5 @@ class OrderAveragedJudge(BothOrdersJudge):
 
     def _tie(self, rationale: str, raw: str, usage: dict[str, Any], criteria: dict[str, Any] | None = None
              ) -> Verdict:
-        with self._lock:
-            self.stats["ties"] += 1
+        self.stats.add(ties=1)
         return Verdict("tie", 0.0, rationale, criteria or {}, raw, judge_id=self.judge_id, **usage)

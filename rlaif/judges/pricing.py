@@ -6,6 +6,8 @@ entries override it. Tokens are estimated at ~4 characters each before a run; th
 
     est = estimate_cost(n_comparisons=600, prompt_tokens_est=900, output_tokens_est=150, model="claude-haiku-4-5")
     print(est)   # 600 calls x (900 in + 150 out) tokens on claude-haiku-4-5: ~$0.99
+
+A judge spec's estimate (``JudgeCost``) is asked of the judge kind itself (``rlaif.judges.registry``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -142,78 +144,27 @@ def estimate_cost(n_comparisons: int, prompt_tokens_est: int, output_tokens_est:
     return CostEstimate(model, n_comparisons, prompt_tokens_est, output_tokens_est, usd)
 
 
-def cost_of_judge(judge, n_comparisons: int, prompt_tokens_est: int,
-                  output_tokens_est: int | None = None) -> float | None:
-    """USD for ``n_comparisons`` through a built judge (combinators multiply: both orders x2, ensembles sum, tiers add).
+@dataclass(frozen=True)
+class JudgeCost:
+    """What a judge spec would cost, before anything is built: USD (None when some model has no price), one note per
+    priced part, and whether the number is an upper bound (a cache with no hits, a tier escalating everything)."""
 
-    Judges without an ``estimate_cost`` method (stub, verifier, local) cost nothing. None when a price is unknown.
-    """
-    method = getattr(judge, "estimate_cost", None)
-    if method is None:
-        return 0.0
-    return method(n_comparisons, prompt_tokens_est, output_tokens_est)
+    usd: float | None
+    notes: list[str]
+    upper_bound: bool = False
 
+    @classmethod
+    def total(cls, parts: Iterable["JudgeCost"]) -> "JudgeCost":
+        parts = list(parts)
+        usd = None if any(p.usd is None for p in parts) else sum(p.usd for p in parts)  # type: ignore[misc]
+        return cls(usd, [note for p in parts for note in p.notes], any(p.upper_bound for p in parts))
 
-def estimate_prompt_tokens(rubric=None, prompt_chars: int = 300, candidate_chars: int = 300) -> int:
-    """Tokens of one rubric-judge prompt for candidates of about the given size (rendered, then estimated)."""
-    from rlaif.judges.base import Comparison
-    from rlaif.judges.prompting import render_judge_prompt
-    from rlaif.rubric import DEFAULT_RUBRIC
+    @property
+    def spends(self) -> bool:
+        """Whether it may cost API money; an unknown price counts as spending."""
+        return self.usd is None or self.usd > 0
 
-    c = Comparison("x" * prompt_chars, "y" * candidate_chars, "z" * candidate_chars)
-    return estimate_tokens(render_judge_prompt(c, rubric or DEFAULT_RUBRIC).text)
-
-
-def estimate_spec_cost(name: str, options: dict[str, Any] | None, n_comparisons: int, prompt_tokens_est: int,
-                       output_tokens_est: int | None = None,
-                       table: PriceTable | None = None) -> tuple[float | None, list[str]]:
-    """(USD or None, notes) for a judge spec (name + options, as in the config), without building the judge.
-
-    No API key is needed. Upper bounds where the real number depends on verdicts: a tiered judge escalating
-    everything, a cache with no hits, verifier-first pruning nothing.
-    """
-    from rlaif.judges.registry import split_options, sub_spec
-
-    base, wrappers = split_options(options)
-    n = n_comparisons * (2 if wrappers.get("debias") else 1)
-    if name in ("anthropic", "openai"):
-        model = base.get("model", "?")
-        out = output_tokens_est if output_tokens_est is not None else int(base.get("expected_output_tokens", 200))
-        tbl = table or load_price_table(base.get("prices_path"))
-        usd = actual_cost(Usage(prompt_tokens_est * n, out * n), model, tbl)
-        if usd is None:
-            return None, [f"{name}:{model}: no price in {tbl.source}"]
-        return usd, [f"{name}:{model}: {n} calls x ({prompt_tokens_est} in + {out} out) tokens ~${usd:,.2f}"]
-    if name == "ensemble":
-        parts = [estimate_spec_cost(*sub_spec(m, "ensemble.judges"), n, prompt_tokens_est, output_tokens_est, table)
-                 for m in base.get("judges") or []]
-    elif name == "tiered":
-        parts = [estimate_spec_cost(*sub_spec(base[k], f"tiered.{k}"), n, prompt_tokens_est, output_tokens_est, table)
-                 for k in ("cheap", "expensive") if k in base]
-    else:  # stub, biased, verifier, local: no API money
-        return 0.0, [f"{name}: runs locally, no API cost"]
-    notes = [note for _, ns in parts for note in ns]
-    if any(usd is None for usd, _ in parts):
-        return None, notes
-    return sum(usd for usd, _ in parts), notes
-
-
-def estimate_judge_cost(cfg, n_comparisons: int, *, prompt_tokens_est: int | None = None,
-                        output_tokens_est: int | None = None) -> tuple[float | None, str]:
-    """(USD or None, a one-line note) for ``n_comparisons`` by the run config's judge, before the run.
-
-    ``cfg`` is a RunConfig (its ``judge`` spec and ``rubric``); the prompt size defaults to the rendered rubric prompt
-    with ~300-character prompts and candidates.
-    """
-    if prompt_tokens_est is None:
-        rubric = None
-        if getattr(cfg, "rubric", None):
-            from rlaif.rubric import load_rubric
-
-            rubric = load_rubric(cfg.resolve(cfg.rubric))
-        prompt_tokens_est = estimate_prompt_tokens(rubric)
-    usd, notes = estimate_spec_cost(cfg.judge.name, cfg.judge.options, n_comparisons, prompt_tokens_est,
-                                    output_tokens_est)
-    bound = " (upper bound)" if cfg.judge.name == "tiered" or (cfg.judge.options or {}).get("cache") else ""
-    total = f"~${usd:,.2f}{bound}" if usd is not None else "unknown"
-    return usd, f"{total}: " + "; ".join(notes)
+    def __str__(self) -> str:
+        bound = " (upper bound)" if self.upper_bound else ""
+        total = f"~${self.usd:,.2f}{bound}" if self.usd is not None else "unknown"
+        return f"{total}: " + "; ".join(self.notes)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlaif.judges.base import Comparison, Verdict
+from rlaif.judges.pricing import estimate_tokens
 from rlaif.rubric import Rubric
 
 # Bump whenever the wording or the reply format changes: it is part of every cache key, so stale verdicts miss.
@@ -264,3 +265,9 @@ def parse_judge_reply(text: str, judge_id: str, **usage: Any) -> Verdict:
     if p.winner == "invalid":
         return Verdict.invalid(judge_id, p.rationale, raw_reply=text or "", **usage)
     return Verdict(p.winner, p.confidence, p.rationale, p.criteria, raw_reply=text, judge_id=judge_id, **usage)
+
+
+def estimate_prompt_tokens(rubric: Rubric, prompt_chars: int = 300, candidate_chars: int = 300) -> int:
+    """Tokens of one rubric-judge prompt for candidates of about the given size (rendered, then estimated)."""
+    c = Comparison("x" * prompt_chars, "y" * candidate_chars, "z" * candidate_chars)
+    return estimate_tokens(render_judge_prompt(c, rubric).text)

@@ -38,12 +38,16 @@ class LengthJudge(Judge):
 class StubJudge(LengthJudge):
     """The deterministic stub: free, instant, reproducible; for CI and smoke tests, not for real preferences."""
 
+    name = "stub"
+
     def __init__(self):
         super().__init__(prefer="shorter", judge_id="stub")
 
 
 class BiasedJudge(LengthJudge):
     """A verbosity-biased judge: always prefers the longer candidate, whatever its correctness."""
+
+    name = "biased"
 
     def __init__(self):
         super().__init__(prefer="longer", judge_id="biased-verbose")

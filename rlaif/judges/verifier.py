@@ -9,20 +9,27 @@ round-robin verifies each candidate once.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from rlaif.judges.base import Comparison, Judge, Verdict
+from rlaif.core.fields import ConfigError
+from rlaif.judges.base import BuildContext, Comparison, Judge, NestedSpec, NoOptions, Verdict
 from rlaif.rubric import Rubric
 
 VerifyFn = Callable[[str, str], Any]  # returns an object with .criteria() -> dict[str, bool]
 
 
 class VerifierJudge(Judge):
+    name = "verifier"
+
     def __init__(self, verify: VerifyFn, judge_id: str = "verifier"):
         self.verify = verify
         self.judge_id = judge_id
         self._cache: dict[tuple[str, str], dict[str, bool]] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, options: NoOptions, nested: Mapping[str, NestedSpec], ctx: BuildContext) -> "VerifierJudge":
+        return cls(require_verifier(ctx, "judge 'verifier'"))
 
     def checks(self, candidate: str, reference: str) -> dict[str, bool]:
         key = (candidate, reference)
@@ -57,3 +64,10 @@ class VerifierJudge(Judge):
             rationale = f"score {max(sa, sb):.3f} vs {min(sa, sb):.3f}; loser fails {', '.join(failed) or 'soft checks'}"
             verdicts.append(Verdict(winner, 1.0, rationale, criteria, judge_id=self.judge_id))
         return verdicts
+
+
+def require_verifier(ctx: BuildContext, who: str) -> VerifyFn:
+    """The task's verifier, or the error that says where to configure one."""
+    if ctx.verify is None:
+        raise ConfigError("verifier.kind", f"{who} needs a verifier: set verifier.kind in the config (e.g. sql)")
+    return ctx.verify

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from referencing import Registry
 
-from rlaif.verifiers import VerifierOptionError, VerifierResult, check_number, extract_fenced
+from rlaif.verifiers.base import Verifier, VerifierOptionError, VerifierResult, check_number, extract_fenced
 
 REFERENCE_MODES = ("expected", "schema", "envelope")
 
@@ -143,10 +144,15 @@ def json_equal(a: Any, b: Any) -> bool:
 # the verifier
 
 
-class JsonSchemaVerifier:
+class JsonSchemaVerifier(Verifier):
     """Thread-safe; a compiled validator is kept per distinct schema (the options' one is compiled up front)."""
 
-    name = "json_schema"
+    kind = "json_schema"
+    Options = JsonSchemaOptions
+
+    @classmethod
+    def open(cls, options: JsonSchemaOptions, base_dir: Path) -> AbstractContextManager["JsonSchemaVerifier"]:
+        return nullcontext(cls(options, base_dir=base_dir))  # schema_file resolves against the config's folder
 
     def __init__(self, options: JsonSchemaOptions | None = None, base_dir: Path | str = "."):
         self.options = options or JsonSchemaOptions()

@@ -17,7 +17,7 @@ The sandbox, kernel-enforced layers first:
   starts): address space (``memory_mb``, a 2 GB allocation is a ``MemoryError``), CPU seconds, the size of any file
   written (``max_output_bytes``: the captured output cannot fill the disk) and no core dumps. Why not
   ``preexec_fn``: Python documents it as unsafe in a multi-threaded parent (the workbench runs the loop in a worker
-  thread, and :meth:`verify_many` starts several at once); the runner's first statements have the same effect;
+  thread, and ``verify_many`` starts several at once); the runner's first statements have the same effect;
 * a **wall-clock timeout** (``timeout_s``): the process group is killed with SIGKILL;
 * **no network**: with ``network: auto`` (default) the interpreter runs under ``unshare -rn`` (a new, empty network
   namespace, so even loopback is unreachable) when this kernel allows unprivileged user namespaces (probed once);
@@ -43,6 +43,7 @@ reporting), ``too_large``, ``sandbox`` (the sandbox could not start); a broken t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -54,12 +55,13 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlaif.verifiers import VerifierOptionError, VerifierResult, check_number, extract_fenced
+from rlaif.verifiers.base import (Verifier, VerifierOptionError, VerifierResult, check_number, extract_fenced,
+                                  resolve_path)
 
 NETWORK_MODES = ("auto", "netns", "guard")
 SOLUTION_FILE_MODULE = "solution"
@@ -331,10 +333,17 @@ def _killpg(proc: subprocess.Popen) -> None:
 # the verifier
 
 
-class PythonTestsVerifier:
+class PythonTestsVerifier(Verifier):
     """Stateless apart from the one-time namespace probe: safe to call from several threads."""
 
-    name = "python_tests"
+    kind = "python_tests"
+    Options = PythonTestsOptions
+
+    @classmethod
+    def open(cls, options: PythonTestsOptions, base_dir: Path) -> AbstractContextManager["PythonTestsVerifier"]:
+        if options.tmp_root is not None:
+            options = dataclasses.replace(options, tmp_root=str(resolve_path(options.tmp_root, base_dir)))
+        return nullcontext(cls(options))
 
     def __init__(self, options: PythonTestsOptions | None = None):
         self.options = options or PythonTestsOptions()
@@ -441,14 +450,6 @@ class PythonTestsVerifier:
         if "MemoryError" in output:
             return f"the memory limit ({self.options.memory_mb} MB) was exceeded", "memory"
         return f"the test process ended (status {returncode}) before reporting its tests", "exit"
-
-    def verify_many(self, pairs: list[tuple[str, str]], max_workers: int = 2) -> list[VerifierResult]:
-        """Verify ``(candidate_text, tests)`` pairs concurrently, one process each; results in input order."""
-        pairs = list(pairs)
-        if max_workers <= 1 or len(pairs) <= 1:
-            return [self.verify(c, r) for c, r in pairs]
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="py-verify") as pool:
-            return list(pool.map(lambda p: self.verify(*p), pairs))
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -29,9 +29,10 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from rlaif.verifiers import VerifierOptionError, VerifierResult, check_number
+from rlaif.verifiers.base import Verifier, VerifierOptionError, VerifierResult, check_number
 
 MODES = ("fullmatch", "search", "match")
 FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL, "VERBOSE": re.VERBOSE,
@@ -146,10 +147,15 @@ class _Worker:
 # the verifier
 
 
-class RegexVerifier:
+class RegexVerifier(Verifier):
     """Thread-safe (matches are serialised through one worker). Use as a context manager, or call :meth:`close`."""
 
-    name = "regex"
+    kind = "regex"
+    Options = RegexOptions
+
+    @classmethod
+    def open(cls, options: RegexOptions, base_dir: Path) -> "RegexVerifier":
+        return cls(options)  # its own context manager: the worker process is killed on exit
 
     def __init__(self, options: RegexOptions | None = None):
         self.options = options or RegexOptions()

@@ -8,7 +8,7 @@ stage/step/ETA to the job row and a page reads it with ``@st.fragment(run_every=
 
 Cancelling goes through the store (``store.jobs.request_cancel``); a watcher polls that flag and sets the
 ``threading.Event`` the pipeline checks between steps. A job left ``running`` by a server that died is marked
-``interrupted`` when the next server opens the store (see ``rlaif.workbench.open_store``).
+``interrupted`` when the next server opens the store (see ``rlaif.workbench.stores.open_store``).
 
     job_id = RUNNER.submit_run(store, run_config("sample_data/harbor_sql/loop.yaml"), started_by="ana")
     RUNNER.cancel(store, job_id)
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlaif.config import RunConfig
+from rlaif.datasets import load_prompts
 from rlaif.judges import Judge
-from rlaif.pipeline import ProgressEvent, RLAIFPipeline, RunCancelled
+from rlaif.loop import ProgressEvent, RLAIFPipeline, RunCancelled
 from rlaif.rubric import Rubric, rubric_from_dict
 
 RUN_JOB = "run_loop"
@@ -199,8 +200,6 @@ class JobRunner:
                 del job  # an idle worker must not keep the last job's store alive
 
     def _run(self, job: _Job) -> None:
-        from rlaif.datasets import load_prompts
-
         store, cfg = job.store, job.config
         stop_watch = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(job, stop_watch), daemon=True)

@@ -1,6 +1,9 @@
-"""Ranking N candidates per prompt: full round-robin, or a cheaper knockout for the best and the worst.
+"""Ranking N candidates per prompt from pairwise verdicts: full round-robin, or a cheaper knockout for the best and
+the worst. The ranking is computed here once; pair building reads its result (chosen, rejected, scores, decisive).
 
-Round-robin (``rlaif.ranking``: every distinct pair once, Copeland scores) costs N(N-1)/2 calls per prompt. The
+Round-robin asks the judge about every distinct pair once and ranks by Copeland score (wins minus losses; ties and
+invalid verdicts count zero): N(N-1)/2 calls per prompt. Identical candidate texts are compared once, not against
+themselves: sampling at low temperature often repeats an answer, and a judge call on two copies buys nothing. The
 knockout asks N-1 calls for the champion plus floor(N/2)-1 for a knockout *among the first-round losers* for the
 worst (a candidate that won a match is not the worst of a consistent tournament): 4 calls instead of 6 for N=4,
 10 instead of 28 for N=8. For N=4 with decisive, consistent verdicts its choice is always one of round-robin's
@@ -17,13 +20,55 @@ keep their concurrency, and returns the matches it played so they can be stored 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Callable, Generator, Sequence
 
 from rlaif.judges.base import Comparison, Judge, Verdict
-from rlaif.ranking import Match, best_and_worst, copeland, round_robin_plan, unique_indices
 from rlaif.rubric import Rubric
 
 STRATEGIES = ("round_robin", "knockout")
+
+
+@dataclass(frozen=True)
+class Match:
+    i: int
+    j: int
+    verdict: Verdict
+
+
+def unique_indices(texts: Sequence[str]) -> list[int]:
+    """Index of the first occurrence of each distinct (whitespace-stripped) text, in order."""
+    seen: dict[str, int] = {}
+    for idx, t in enumerate(texts):
+        seen.setdefault(t.strip(), idx)
+    return sorted(seen.values())
+
+
+def round_robin_plan(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """The (i, j) pairs round-robin needs, over distinct texts only."""
+    return list(combinations(unique_indices(texts), 2))
+
+
+def copeland(texts: Sequence[str], matches: Sequence[Match]) -> list[float]:
+    """Copeland score per candidate; duplicates of a text share its score."""
+    score = [0.0] * len(texts)
+    for m in matches:
+        if m.verdict.winner == "a":
+            score[m.i] += 1
+            score[m.j] -= 1
+        elif m.verdict.winner == "b":
+            score[m.j] += 1
+            score[m.i] -= 1
+    first = {t.strip(): idx for idx, t in reversed(list(enumerate(texts)))}
+    return [score[first[t.strip()]] for t in texts]
+
+
+def best_and_worst(texts: Sequence[str], scores: Sequence[float]) -> tuple[int, int]:
+    """Highest and lowest scoring distinct candidates; ties broken by sample order for determinism."""
+    candidates = unique_indices(texts)
+    best = max(candidates, key=lambda i: (scores[i], -i))
+    worst = min(candidates, key=lambda i: (scores[i], -i))
+    return best, worst
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Defence in depth, outermost first:
    ``range``/``generate_series``/``unnest``, and ``SHOW``/``DESCRIBE``/``SUMMARIZE`` references are refused, calls of the warehouse's own scalar macros count the relations the macro body reads,
    and every referenced relation must exist in the warehouse (so replacement scans such as
    ``SELECT * FROM 'file.csv'`` and system-catalog snooping never run).  With ``enforce_allowlist=True`` every
-   relation must also match an allowlist glob.
+   relation must also match an allowlist glob.  (The walk itself lives in ``sql_parse``.)
 2. **A hardened, read-only connection.**  The warehouse is materialised once into a DuckDB file in a private
    temporary directory by an ordinary connection that is then closed; queries run on a ``read_only=True``
    connection opened with ``enable_external_access=false`` (no file/URL reads or writes, no ATTACH, no COPY, no
@@ -39,10 +39,8 @@ from several threads run concurrently and an interrupt only ever hits its own qu
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -54,6 +52,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import duckdb
+
+from rlaif.verifiers.sql_parse import (DB_NAME, SAFE_TABLE_FUNCTIONS, SqlAnalysis, WarehouseFacts, analyse_macros,
+                                     analyse_statement)
 
 __all__ = [
     "ERROR_KINDS",
@@ -68,19 +69,7 @@ __all__ = [
 #: The values ``ExecResult.error_kind`` can take (besides ``None``).
 ERROR_KINDS = frozenset({"syntax", "forbidden", "runtime", "timeout", "too_many_rows"})
 
-_DB_NAME = "warehouse"  # the file stem, hence the DuckDB catalog name of the materialised warehouse
-
-# Table-reference types of DuckDB's parse tree (TableReferenceType).  Only the first set may appear.
-_ALLOWED_TABLE_REFS = frozenset({"BASE_TABLE", "JOIN", "SUBQUERY", "EMPTY", "EXPRESSION_LIST", "PIVOT"})
-_ALL_TABLE_REFS = _ALLOWED_TABLE_REFS | frozenset(
-    {"TABLE_FUNCTION", "SHOW_REF", "COLUMN_DATA", "DELIM_GET", "CTE", "BOUND_TABLE_REF", "INVALID"}
-)
-# Query-node types (QueryNodeType); anything else ending in _NODE is refused (fail closed).
-_KNOWN_QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 _ANALYSIS_CACHE_SIZE = 4096
-_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-#: Table functions that only generate values from their arguments (no files, settings, catalog or SQL text).
-SAFE_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 
 
 class SandboxClosedError(RuntimeError):
@@ -118,25 +107,6 @@ class ExecResult:
             "elapsed_ms": self.elapsed_ms,
             "relations": sorted(self.relations),
         }
-
-
-@dataclass(frozen=True)
-class SqlAnalysis:
-    """What the structural check found out about a SQL text, without running it.
-
-    ``ok`` means the text is one SELECT statement with no table functions and no reference that could never be
-    allowed (unknown relations, files, foreign schemas); the allowlist is *not* part of ``ok`` — see
-    ``allowlisted``.  ``ordered`` is true when the top-level query has an ``ORDER BY``.
-    """
-
-    ok: bool
-    error: str | None
-    error_kind: str | None
-    statement_type: str | None
-    relations: frozenset[str]
-    table_functions: frozenset[str]
-    ordered: bool
-    allowlisted: bool
 
 
 def hardened_config(
@@ -187,90 +157,6 @@ def _jsonable(v: Any) -> Any:
 
 def _looks_like_path(text: str) -> bool:
     return "\n" not in text and ";" not in text and text.strip().lower().endswith(".sql")
-
-
-class _Walk:
-    """Collects base relations, table functions and refusals from a ``json_serialize_sql`` tree."""
-
-    def __init__(self, macro_info: dict[str, tuple[frozenset[str], str | None]]):
-        self.macro_info = macro_info
-        self.relations: set[tuple[str, str, str]] = set()  # (catalog, schema, table), lower-case
-        self.table_functions: set[str] = set()
-        self.problems: list[str] = []
-        self.macro_relations: set[str] = set()
-
-    def walk(self, obj: Any, scope: frozenset[str]) -> None:
-        if isinstance(obj, list):
-            for item in obj:
-                self.walk(item, scope)
-            return
-        if not isinstance(obj, dict):
-            return
-        typ = obj.get("type")
-        is_expression = "class" in obj
-        if isinstance(typ, str) and not is_expression:
-            if typ == "TABLE_FUNCTION" or (typ in _ALL_TABLE_REFS and typ not in _ALLOWED_TABLE_REFS):
-                if typ == "TABLE_FUNCTION":
-                    fn = obj.get("function") or {}
-                    name = str(fn.get("function_name", "?")).lower()
-                    qualified = fn.get("schema") or fn.get("catalog")
-                    if name in SAFE_TABLE_FUNCTIONS and not qualified and fn.get("class") == "FUNCTION":
-                        self.walk(fn.get("arguments"), scope)  # arguments may hold subqueries
-                        return
-                    self.table_functions.add(name)
-                else:
-                    self.problems.append(f"{typ} references are not allowed")
-                return
-            if typ.endswith("_NODE") and typ not in _KNOWN_QUERY_NODES:
-                self.problems.append(f"unsupported query node {typ}")
-                return
-            if typ == "BASE_TABLE":
-                self._base_table(obj, scope)
-                # fall through: walk at_clause/sample expressions too
-        if obj.get("class") == "FUNCTION":
-            self._function(obj)
-        cte_map = obj.get("cte_map")
-        if isinstance(cte_map, dict):
-            inner = set(scope)
-            for entry in cte_map.get("map") or []:
-                name = str(entry.get("key", "")).lower()
-                # A CTE body sees the CTEs defined before it, never itself (the recursive arm of a recursive CTE
-                # is handled by RECURSIVE_CTE_NODE below).  DuckDB binds a non-recursive self-reference to the
-                # base table of the same name, so treating it as a base table here is exact.
-                self.walk(entry.get("value"), frozenset(inner))
-                inner.add(name)
-            scope = frozenset(inner)
-        if typ == "RECURSIVE_CTE_NODE" and not is_expression:
-            rec_scope = scope | {str(obj.get("cte_name", "")).lower()}
-            for key, value in obj.items():
-                if key == "cte_map":
-                    continue
-                # the anchor ("left") binds the CTE's own name to the base table; only the recursive arm sees it
-                self.walk(value, rec_scope if key == "right" else scope)
-            return
-        for key, value in obj.items():
-            if key == "cte_map":
-                continue
-            if isinstance(value, (dict, list)):
-                self.walk(value, scope)
-
-    def _base_table(self, obj: dict, scope: frozenset[str]) -> None:
-        catalog = str(obj.get("catalog_name") or "").lower()
-        schema = str(obj.get("schema_name") or "").lower()
-        table = str(obj.get("table_name") or "").lower()
-        if not catalog and not schema and table in scope:
-            return  # a CTE reference
-        self.relations.add((catalog, schema, table))
-
-    def _function(self, obj: dict) -> None:
-        name = str(obj.get("function_name") or "").lower()
-        schema = str(obj.get("schema") or "").lower()
-        catalog = str(obj.get("catalog") or "").lower()
-        if name in self.macro_info and schema in ("", "main") and catalog in ("", _DB_NAME):
-            rels, problem = self.macro_info[name]
-            self.macro_relations.update(rels)
-            if problem:
-                self.problems.append(f"macro {name}: {problem}")
 
 
 class SqlSandbox:
@@ -327,7 +213,7 @@ class SqlSandbox:
 
         self._tmpdir = tempfile.mkdtemp(prefix="rlaif_sql_sandbox_")
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmpdir, True)
-        self.db_path = os.path.join(self._tmpdir, f"{_DB_NAME}.duckdb")
+        self.db_path = os.path.join(self._tmpdir, f"{DB_NAME}.duckdb")
         try:
             self._build(sql_text, search_dir)
             self._conn = duckdb.connect(
@@ -348,6 +234,7 @@ class SqlSandbox:
         self.allowlisted_relations: frozenset[str] = frozenset(
             r for r in self.known_relations if self._matches_allowlist(r)
         )
+        self.facts = WarehouseFacts(self.known_relations, self.allowlisted_relations, self.macro_info)
 
     # ------------------------------------------------------------------ construction
 
@@ -372,44 +259,10 @@ class SqlSandbox:
                 "WHERE database_name = current_database() AND NOT internal AND function_type IN ('macro', 'table_macro')"
             ).fetchall()
             self.known_relations: frozenset[str] = frozenset(r[0] for r in tables) | frozenset(r[0] for r in views)
-            self.macro_info = self._analyse_macros(build, macros)
+            self.macro_info = analyse_macros(build, macros)
             build.execute("CHECKPOINT")
         finally:
             build.close()
-
-    def _analyse_macros(self, conn, macros) -> dict[str, tuple[frozenset[str], str | None]]:
-        """Relations read by each scalar macro of the warehouse (transitively), so calling one counts."""
-        direct: dict[str, tuple[set[str], set[str], str | None]] = {}
-        names = {m[0] for m in macros if m[1] == "macro"}
-        for name, ftype, definition in macros:
-            if ftype != "macro":
-                continue  # table macros are table functions, refused anyway
-            tree = json.loads(conn.execute("SELECT json_serialize_sql(?)", [f"SELECT {definition}"]).fetchone()[0])
-            if tree.get("error"):
-                direct[name] = (set(), set(), "macro body could not be analysed")
-                continue
-            w = _Walk({})
-            w.walk(tree.get("statements"), frozenset())
-            calls = set()
-            _collect_calls(tree, names, calls)
-            problem = "; ".join(w.problems) or (
-                "uses table functions " + ", ".join(sorted(w.table_functions)) if w.table_functions else None
-            )
-            direct[name] = ({self._canonical(*r) for r in w.relations}, calls - {name}, problem)
-        out: dict[str, tuple[frozenset[str], str | None]] = {}
-        for name in direct:
-            seen, stack, rels, problem = set(), [name], set(), None
-            while stack:
-                cur = stack.pop()
-                if cur in seen or cur not in direct:
-                    continue
-                seen.add(cur)
-                r, calls, p = direct[cur]
-                rels |= r
-                problem = problem or p
-                stack.extend(calls)
-            out[name] = (frozenset(rels), problem)
-        return out
 
     def _verify_hardening(self) -> None:
         """Refuse to run if DuckDB did not apply the hardening (e.g. an option renamed in a future release)."""
@@ -434,16 +287,6 @@ class SqlSandbox:
             raise RuntimeError(f"DuckDB did not apply the sandbox hardening settings: {wrong}")
 
     # ------------------------------------------------------------------ helpers
-
-    @staticmethod
-    def _canonical(catalog: str, schema: str, table: str) -> str:
-        if catalog:
-            in_main = catalog == _DB_NAME and schema in ("", "main")
-        elif schema:
-            in_main = schema in ("main", _DB_NAME)
-        else:
-            in_main = True
-        return table if in_main else ".".join(p for p in (catalog, schema, table) if p)
 
     def _matches_allowlist(self, relation: str) -> bool:
         return any(fnmatch.fnmatchcase(relation.lower(), pat) for pat in self.allowed_relations)
@@ -483,7 +326,7 @@ class SqlSandbox:
         cached = self._analyses.get(sql)
         if cached is None:
             try:
-                cached = self._analyze_uncached(cur, sql)
+                cached = analyse_statement(cur, sql, self.facts)
             except RecursionError:
                 cached = SqlAnalysis(
                     False, "the statement is nested too deeply to be analysed", "forbidden", "SELECT",
@@ -493,64 +336,6 @@ class SqlSandbox:
                 self._analyses.clear()
             self._analyses[sql] = cached
         return cached
-
-    def _analyze_uncached(self, cur, sql: str) -> SqlAnalysis:
-        def refuse(kind: str, msg: str, stype=None, rels=frozenset(), tfs=frozenset(), ordered=False):
-            return SqlAnalysis(False, msg, kind, stype, frozenset(rels), frozenset(tfs), ordered, False)
-
-        try:
-            statements = cur.extract_statements(sql)
-        except duckdb.Error as exc:
-            return refuse("syntax", str(exc))
-        if not statements:
-            return refuse("syntax", "no SQL statement found")
-        if len(statements) != 1:
-            return refuse("forbidden", f"exactly one statement is allowed, found {len(statements)}")
-        stype = statements[0].type.name
-        if stype != "SELECT":
-            return refuse("forbidden", f"only SELECT statements are allowed, not {stype}", stype)
-        try:
-            tree = json.loads(cur.execute("SELECT json_serialize_sql(?)", [statements[0].query]).fetchone()[0])
-        except duckdb.Error as exc:  # pragma: no cover - serialisation of a parsed SELECT does not fail
-            return refuse("forbidden", f"could not analyse the statement: {exc}", stype)
-        if tree.get("error"):
-            kind = "syntax" if "pars" in str(tree.get("error_type", "")).lower() else "forbidden"
-            return refuse(kind, str(tree.get("error_message") or "could not analyse the statement"), stype)
-        stmts = tree.get("statements") or []
-        if len(stmts) != 1:
-            return refuse("forbidden", "exactly one statement is allowed", stype)
-        node = stmts[0].get("node") or {}
-        ordered = any(
-            m.get("type") == "ORDER_MODIFIER" and m.get("orders") for m in (node.get("modifiers") or [])
-        )
-        w = _Walk(self.macro_info)
-        w.walk(stmts, frozenset())
-        relations = {self._canonical(*r) for r in w.relations} | w.macro_relations
-        if w.table_functions:
-            return refuse(
-                "forbidden",
-                "table functions are not allowed: " + ", ".join(sorted(w.table_functions)),
-                stype, relations, w.table_functions, ordered,
-            )
-        if w.problems:
-            return refuse("forbidden", "; ".join(w.problems), stype, relations, (), ordered)
-        unknown = sorted(r for r in relations if r not in self.known_relations)
-        outside = [r for r in unknown if not _PLAIN_NAME.match(r)]
-        if outside:
-            return refuse(
-                "forbidden",
-                "only warehouse relations may be read (files, URLs and other schemas are refused): "
-                + ", ".join(outside),
-                stype, relations, (), ordered,
-            )
-        if unknown:
-            return refuse(
-                "runtime",
-                "Catalog Error: relation(s) not in the warehouse: " + ", ".join(unknown),
-                stype, relations, (), ordered,
-            )
-        allowlisted = all(r in self.allowlisted_relations for r in relations)
-        return SqlAnalysis(True, None, None, stype, frozenset(relations), frozenset(), ordered, allowlisted)
 
     # ------------------------------------------------------------------ execution
 
@@ -676,17 +461,3 @@ def _safe_interrupt(cur) -> None:
         cur.interrupt()
     except Exception:  # the cursor may already be closed
         pass
-
-
-def _collect_calls(obj: Any, names: set[str], out: set[str]) -> None:
-    if isinstance(obj, list):
-        for x in obj:
-            _collect_calls(x, names, out)
-    elif isinstance(obj, dict):
-        if obj.get("class") == "FUNCTION":
-            n = str(obj.get("function_name") or "").lower()
-            if n in names:
-                out.add(n)
-        for v in obj.values():
-            if isinstance(v, (dict, list)):
-                _collect_calls(v, names, out)

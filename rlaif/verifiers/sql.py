@@ -1,5 +1,8 @@
 """The SQL verifier: executable hard checks for text-to-SQL candidates (seed 002, Harbor Analytics rubric).
 
+Its options (``SqlOptions``) are the only place the SQL settings are defined; the loop config's ``verifier.warehouse``,
+``allowed_relations`` and ``timeout_s`` are shorthands that land here.
+
 Criteria, keyed as the rubric attaches them:
 
 * ``sql_executes`` (R1) — the candidate's SQL runs on the sandbox warehouse without error.  The allowlist is
@@ -22,30 +25,17 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Iterator
 
 import duckdb
 
-from rlaif.sql_sandbox import ExecResult, SqlSandbox
-
-__all__ = [
-    "CRITERIA",
-    "DEFAULT_HARD",
-    "SqlVerification",
-    "SqlVerifier",
-    "extract_sql",
-    "is_well_formatted",
-    "results_match",
-    "score",
-]
-
-#: Criterion keys produced by :meth:`SqlVerification.criteria`, in rubric order.
-CRITERIA = ("sql_executes", "sql_result_matches", "sql_allowlisted_views", "sql_format")
-#: The hard criteria of the Harbor rubric (R1-R3); formatting is soft.
-DEFAULT_HARD = frozenset({"sql_executes", "sql_result_matches", "sql_allowlisted_views"})
+from rlaif.verifiers.base import (CRITERIA, Verifier, VerifierOptionError, VerifierResult, check_number,
+                                  resolve_path)
+from rlaif.verifiers.sql_sandbox import ExecResult, SqlSandbox
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
@@ -244,107 +234,50 @@ def results_match(candidate: ExecResult, golden: ExecResult, ordered: bool) -> b
 # ---------------------------------------------------------------------------------------------- verification
 
 
-@dataclass(frozen=True)
-class SqlVerification:
-    """The verifier's verdict on one candidate.  ``error``/``error_kind`` describe the candidate's execution."""
+@dataclass
+class SqlOptions:
+    warehouse: str | None = field(default=None, metadata={
+        "help": "SQL file that defines the sandbox warehouse, relative to the config file's folder."})
+    allowed_relations: list[str] = field(default_factory=list, metadata={
+        "help": "Glob patterns of the relations candidate SQL may read (e.g. v_revenue_*)."})
+    timeout_s: float = field(default=2.0, metadata={"help": "Per-query time limit in the sandbox."})
+    max_rows: int = field(default=10_000, metadata={"help": "Results with more rows fail (too_many_rows)."})
+    memory_limit: str | None = field(default="1GB", metadata={"help": "DuckDB memory_limit for queries."})
 
-    executes: bool
-    matches: bool
-    allowlisted: bool
-    well_formatted: bool
-    error: str | None
-    error_kind: str | None
-    relations: list[str]
-    elapsed_ms: float
-    sql: str = ""
-    reference_error: str | None = None
-
-    def criteria(self) -> dict[str, bool]:
-        return {
-            "sql_executes": self.executes,
-            "sql_result_matches": self.matches,
-            "sql_allowlisted_views": self.allowlisted,
-            "sql_format": self.well_formatted,
-        }
-
-    @property
-    def passed(self) -> bool:
-        """All four criteria hold."""
-        return all(self.criteria().values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "executes": self.executes,
-            "matches": self.matches,
-            "allowlisted": self.allowlisted,
-            "well_formatted": self.well_formatted,
-            "error": self.error,
-            "error_kind": self.error_kind,
-            "relations": list(self.relations),
-            "elapsed_ms": round(float(self.elapsed_ms), 3),
-            "sql": self.sql,
-            "reference_error": self.reference_error,
-            "criteria": self.criteria(),
-        }
+    def __post_init__(self):
+        if not isinstance(self.warehouse, str) or not self.warehouse:
+            raise VerifierOptionError("warehouse", "is required for the sql verifier (a .sql file)")
+        if not isinstance(self.allowed_relations, list) or not self.allowed_relations \
+                or not all(isinstance(p, str) and p for p in self.allowed_relations):
+            raise VerifierOptionError("allowed_relations", "must list at least one glob pattern")
+        check_number("timeout_s", self.timeout_s)
+        check_number("max_rows", self.max_rows, -1, integer=True)
 
 
-def score(
-    verification: SqlVerification | Mapping[str, bool],
-    weights: Mapping[str, float] | None = None,
-    hard: Iterable[str] | None = None,
-) -> float:
-    """A graded score in [0, 1] for ranking candidates.
-
-    ``weights`` maps criterion keys to non-negative weights (default: 1 each); ``hard`` is the set of hard
-    criteria (default :data:`DEFAULT_HARD`: executes, matches, allowlisted).
-
-    * all hard criteria pass: ``0.5 + 0.5 * (weighted fraction of the soft criteria passed)`` (1.0 without soft
-      criteria), so the score lies in [0.5, 1];
-    * some hard criterion fails: ``0.5 * (weighted fraction of all criteria passed)``, which is < 0.5 because a
-      failing hard criterion is missing from the fraction.
-
-    Why graded and not 0/1: pairs are built by *ranking* N candidates, and "both failed" is not a tie — a query
-    that runs on the approved views but returns the wrong rows is a better "rejected" than one that does not
-    parse, and among failures a well-formatted one is preferable.  Why the 0.5 split: no amount of soft credit
-    may lift a candidate that fails a hard check above one that passes them all, so the hard checks still act as
-    a filter (seed 002: "eliminate any candidate failing hard checks") while the order inside each band stays
-    informative.
-    """
-    crit = dict(verification.criteria() if isinstance(verification, SqlVerification) else verification)
-    hard_set = set(DEFAULT_HARD if hard is None else hard)
-    w = {k: 1.0 for k in crit} if weights is None else {k: float(v) for k, v in weights.items()}
-    unknown = (set(w) | hard_set) - set(crit)
-    if unknown:
-        raise ValueError(f"unknown criteria {sorted(unknown)}; known: {sorted(crit)}")
-    if any(v < 0 or not math.isfinite(v) for v in w.values()):
-        raise ValueError("weights must be finite and non-negative")
-    for k in crit:  # with explicit weights, an unweighted criterion counts 0 (a hard one still gates)
-        w.setdefault(k, 0.0)
-    if all(crit[k] for k in hard_set):
-        soft = [k for k in crit if k not in hard_set]
-        total = sum(w[k] for k in soft)
-        if total <= 0:
-            return 1.0
-        return 0.5 + 0.5 * sum(w[k] for k in soft if crit[k]) / total
-    total = sum(w[k] for k in crit)
-    if total <= 0:
-        return 0.0
-    frac = sum(w[k] for k in crit if crit[k]) / total
-    return 0.5 * min(frac, 1.0 - 1e-9)
-
-
-class SqlVerifier:
-    """Scores candidate SQL against golden SQL on a :class:`~rlaif.sql_sandbox.SqlSandbox`.
+class SqlVerifier(Verifier):
+    """Scores candidate SQL against golden SQL on a :class:`~rlaif.verifiers.sql_sandbox.SqlSandbox`.
 
     Thread-safe: :meth:`verify` may be called from several threads; golden results and their orderedness are
     cached per reference text.
     """
 
-    name = "sql"
+    kind = "sql"
+    Options = SqlOptions
 
     def __init__(self, sandbox: SqlSandbox):
         self.sandbox = sandbox
         self._ordered: dict[str, bool] = {}
+
+    @classmethod
+    @contextmanager
+    def open(cls, options: SqlOptions, base_dir: Path) -> Iterator["SqlVerifier"]:
+        """A private sandbox copy of the warehouse, deleted on exit."""
+        warehouse = resolve_path(options.warehouse, base_dir)
+        if not warehouse.is_file():
+            raise VerifierOptionError("warehouse", f"file not found: {warehouse}")
+        with SqlSandbox(warehouse, allowed_relations=list(options.allowed_relations), timeout_s=options.timeout_s,
+                        max_rows=options.max_rows, memory_limit=options.memory_limit) as sandbox:
+            yield cls(sandbox)
 
     def _reference_ordered(self, reference_sql: str) -> bool:
         ordered = self._ordered.get(reference_sql)
@@ -353,7 +286,7 @@ class SqlVerifier:
             self._ordered[reference_sql] = ordered
         return ordered
 
-    def verify(self, candidate_text: str, reference_sql: str) -> SqlVerification:
+    def verify(self, candidate_text: str, reference_sql: str | None) -> VerifierResult:
         sql = extract_sql(candidate_text)
         well_formatted = is_well_formatted(candidate_text)
         res = self.sandbox.execute(sql, enforce_allowlist=False)
@@ -365,34 +298,14 @@ class SqlVerifier:
         allowlisted = parsed_ok and all(self.sandbox.is_allowlisted(r) for r in res.relations)
         matches = False
         reference_error = None
-        if executes and allowlisted:
+        if reference_sql is None:
+            reference_error = "no golden query: the prompt's reference must hold the SQL"
+        elif executes and allowlisted:
             golden = self.sandbox.golden(reference_sql)
             if golden.ok:
                 matches = results_match(res, golden, self._reference_ordered(reference_sql))
             else:
                 reference_error = golden.error or "the golden query failed"
-        return SqlVerification(
-            executes=executes,
-            matches=matches,
-            allowlisted=allowlisted,
-            well_formatted=well_formatted,
-            error=res.error,
-            error_kind=res.error_kind,
-            relations=sorted(res.relations),
-            elapsed_ms=res.elapsed_ms,
-            sql=sql,
-            reference_error=reference_error,
-        )
-
-    def verify_many(self, pairs: list[tuple[str, str]], max_workers: int = 4) -> list[SqlVerification]:
-        """Verify ``(candidate_text, reference_sql)`` pairs concurrently; results are in input order."""
-        pairs = list(pairs)
-        if not pairs:
-            return []
-        for ref in dict.fromkeys(r for _, r in pairs):  # warm the golden cache once per reference
-            self.sandbox.golden(ref)
-            self._reference_ordered(ref)
-        if max_workers <= 1 or len(pairs) == 1:
-            return [self.verify(c, r) for c, r in pairs]
-        with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sql-verify") as pool:
-            return list(pool.map(lambda p: self.verify(*p), pairs))
+        checks = dict(zip(CRITERIA["sql"], (executes, matches, allowlisted, well_formatted)))
+        return VerifierResult("sql", checks, res.error, res.error_kind, res.elapsed_ms, reference_error,
+                              {"sql": sql, "relations": sorted(res.relations)})

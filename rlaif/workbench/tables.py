@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from rlaif.anchors.agreement import judge_label
+from rlaif.anchors.labelling import resolved_labels
 from rlaif.manifest import verify_manifest
 
 PAGE_SIZE = 50
@@ -96,9 +98,6 @@ def manifest_chain(store, run_id: str) -> list[dict[str, Any]]:
 def anchor_disagreements(store, anchor_set_id: str, judge_id: str, rubric_version: str, *, annotators: str = "human",
                          split: str = "tuning") -> list[dict[str, Any]]:
     """Anchor items where the judge's stored verdict differs from the label that counts (invalid always differs)."""
-    from rlaif.anchors import resolved_labels
-    from rlaif.anchors.agreement import judge_label
-
     labels = resolved_labels(store, anchor_set_id, annotators=annotators, split=split)
     out = []
     for v in store.anchors.verdicts(anchor_set_id, split=split, judge_id=judge_id, rubric_version=rubric_version):

@@ -7,7 +7,7 @@ set-ups, a bare sha256 hex). Pages check ``user.can(action)`` before acting AND 
 open, so hiding a menu entry is never the only guard.
 
     RLAIF_USERS="ana:admin:pbkdf2_sha256$...,bo:annotator:pbkdf2_sha256$..."  streamlit run app.py
-    python -m rlaif.auth hash bo annotator            # prints a line for RLAIF_USERS / secrets.toml
+    python -m rlaif.workbench.auth hash bo annotator            # prints a line for RLAIF_USERS / secrets.toml
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _check_hash(name: str, value: str) -> str:
     ok = ok or (len(bare) == 64 and all(ch in "0123456789abcdefABCDEF" for ch in bare))
     if not ok:
         raise AuthConfigError(f"user {name!r}: password must be a hash (pbkdf2_sha256$... or sha256 hex), "
-                              "never a clear-text password; make one with `python -m rlaif.auth hash`")
+                              "never a clear-text password; make one with `python -m rlaif.workbench.auth hash`")
     return value
 
 
@@ -168,12 +168,12 @@ def check_exposure(users: Mapping[str, UserRecord], server_address: str | None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rlaif.auth hash NAME ROLE``: prompt for a password, print the user line."""
+    """``python -m rlaif.workbench.auth hash NAME ROLE``: prompt for a password, print the user line."""
     import getpass
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or args[0] != "hash" or args[2] not in ROLES:
-        print(f"usage: python -m rlaif.auth hash NAME {{{'|'.join(ROLES)}}}", file=sys.stderr)
+        print(f"usage: python -m rlaif.workbench.auth hash NAME {{{'|'.join(ROLES)}}}", file=sys.stderr)
         return 2
     password = getpass.getpass(f"password for {args[1]}: ")
     print(f"{args[1]}:{args[2]}:{hash_password(password)}")

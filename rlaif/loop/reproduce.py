@@ -11,15 +11,19 @@ something else. Then the iteration runs again (as a new run in the store) and it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlaif.config import ConfigError, config_from_dict
-from rlaif.datasets import records_from_store
-from rlaif.manifest import content_hash, manifest_id_of, verify_manifest
+from rlaif.datasets import DatasetError, load_prompts, records_from_store
+from rlaif.loop.pipeline import RLAIFPipeline
+from rlaif.loop.project import policy_path
+from rlaif.manifest import manifest_id_of, verify_manifest
 from rlaif.policy import model_hash
+from store.content_hash import content_hash
 
 COMPARED = ("dataset_hash", "pairs.kept", "pairs.dropped", "model_hash", "train_steps", "judge_calls",
             "gate.decision", "gate.value")
@@ -114,8 +118,6 @@ def check_inputs(body: dict[str, Any], store) -> tuple[list[str], Any, str | Non
             problems.append(f"{role}_dataset_id: the stored prompt set no longer hashes to {dataset_id[:16]}…")
         source = Path(cfg.resolve(getattr(cfg.data, role)) or "")
         if source.is_file():
-            from rlaif.datasets import DatasetError, load_prompts
-
             try:
                 on_disk = [p.to_dict() for p in load_prompts(source)]
                 limit = getattr(cfg.data, f"max_{role}_prompts")
@@ -132,7 +134,7 @@ def check_inputs(body: dict[str, Any], store) -> tuple[list[str], Any, str | Non
         problems.append("rubric_version: the stored rubric no longer hashes to its version")
     parent_path: str | None
     if body["iteration"] == 0:
-        parent_path, expected = str(cfg.policy_path()), body.get("base_model_hash")
+        parent_path, expected = str(policy_path(cfg)), body.get("base_model_hash")
     else:
         parent = store.manifests.get(body["parents"][-1]) if body.get("parents") else None
         parent_path = parent["body"]["model_path"] if parent else None
@@ -159,10 +161,8 @@ def reproduce_manifest(path: str | Path, store, *, output_dir: str | Path | None
     if problems:
         report.refused = problems
         return report
-    from rlaif.pipeline import RLAIFPipeline
-
     if output_dir is not None:
-        cfg.output_dir = str(output_dir)
+        cfg = dataclasses.replace(cfg, output_dir=str(output_dir))
     pipeline = RLAIFPipeline(cfg, store=store)
     result = pipeline.replay(body, parent_path)
     report.reproduction_run_id = pipeline.run_id

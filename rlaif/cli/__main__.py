@@ -1,0 +1,7 @@
+"""``python -m rlaif.cli ...`` runs the ``rlaif`` command."""
+
+import sys
+
+from rlaif.cli import main
+
+sys.exit(main())

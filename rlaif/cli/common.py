@@ -1,0 +1,86 @@
+"""What every ``rlaif`` command shares: the store option, the one number formatter, progress output, and the one
+handler that turns input problems into a single line on stderr.
+
+Why one handler: a user who mistypes a path, a judge option or a run id should get ``error: <what and where>`` and
+exit code 2 from every command alike, never a traceback. ``RLAIF_DEBUG=1`` shows the traceback instead.
+
+    print(f"kappa {fmt(result.kappa)}")          # "kappa 0.812", "-" for None
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Callable
+
+from rlaif.judges.llm_api import MissingAPIKeyError
+from rlaif.loop.state import NothingToResume
+
+DEFAULT_STORE = os.environ.get("RLAIF_STORE", "rlaif.duckdb")
+#: Problems with what the user gave (files, ids, options, keys): one line, exit code 2. ConfigError, DatasetError,
+#: RubricError and VerifierOptionError are ValueErrors; KeyError is a LookupError.
+USER_ERRORS = (ValueError, LookupError, FileNotFoundError, NothingToResume, MissingAPIKeyError)
+
+
+def store_option(parser: argparse.ArgumentParser) -> None:
+    """``--store`` on a subcommand too (``rlaif kappa ... --store F``), defaulting to the main parser's."""
+    parser.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for a table or summary line: floats to ``digits`` decimals, None as "-"."""
+    return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; an input problem is one line on stderr and exit code 2."""
+    try:
+        return func(args)
+    except USER_ERRORS as err:
+        if os.environ.get("RLAIF_DEBUG"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def counter(enabled: bool, label: str | None = None) -> Callable[..., None]:
+    """A one-line progress counter on stderr: ``counter(on, "train")(step, total)`` or ``counter(on)(stage, d, t)``."""
+    def emit(*args) -> None:
+        if not enabled:
+            return
+        stage, done, total = (label, *args) if label is not None else args
+        print(f"\r{stage:<8} {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    return emit
+
+
+class Bars:
+    """One tqdm bar per (iteration, stage); progress events come from the pipeline's callback."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.key = None
+
+    def __call__(self, event) -> None:
+        if not self.enabled or event.stage == "gate":
+            return
+        from tqdm import tqdm
+
+        key = (event.iteration, event.stage)
+        if key != self.key:
+            self.close()
+            self.key = key
+            self.bar = tqdm(total=event.total, desc=f"iter {event.iteration} {event.stage:<6}", leave=False,
+                            file=sys.stderr, dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.total = event.total
+            self.bar.n = event.step
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

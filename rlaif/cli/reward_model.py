@@ -1,0 +1,88 @@
+"""``rlaif train-rm``: a reward model (TRL RewardTrainer) on a run's kept pairs or an approved pair set, with its
+held-out ranking accuracy: the cheap reranker for ``rlaif best-of-n --reward-model``.
+
+    rlaif train-rm --run run-1a2b... --holdout 0.2 --out runs/rm-1
+"""
+
+from __future__ import annotations
+
+from rlaif.cli.common import counter, fmt, store_option
+from rlaif.export import approved_table
+from rlaif.policy import configure_cpu_threads
+from store import PairFilter, Store
+
+
+def stored_pairs(store, run_id: str, iteration: int | None, approved: str | None) -> tuple[list[dict], str]:
+    """(pairs, where they came from): kept pairs of a run, or the pairs of an approval (``approved``: an approval id,
+    or "latest" for the run's newest approval, of ``iteration`` when given)."""
+    if store.runs.get(run_id) is None:
+        raise LookupError(f"no run {run_id!r} in {store.path}; see `rlaif runs`")
+    if approved is not None:
+        if approved == "latest":
+            approvals = [a for a in store.approvals.list(run_id)
+                         if iteration is None or a["iteration"] == iteration]
+            if not approvals:
+                raise LookupError(f"no approved pair set for run {run_id}"
+                                  + (f" iteration {iteration}" if iteration is not None else "")
+                                  + "; approve one in the workbench, or train on kept pairs (drop --approved)")
+            approved = approvals[0]["approval_id"]
+        approval, table = approved_table(store, approved)  # refuses a selection that changed since approval
+        return table.to_pylist(), f"approval {approved} by {approval['approved_by']}"
+    rows = store.pairs.table(PairFilter(run_id=run_id, iteration=iteration, kept=True)).to_pylist()
+    where = f"kept pairs of run {run_id}" + (f" iteration {iteration}" if iteration is not None else "")
+    if not rows:
+        raise LookupError(f"no {where}")
+    return rows, where
+
+
+def base_model(store, run_id: str) -> str:
+    """The policy the run started from: iteration 0's model, as the run recorded it."""
+    for row in store.iterations.list(run_id):
+        if row["iteration"] == 0 and row.get("model_path"):
+            return row["model_path"]
+    raise LookupError(f"run {run_id} has no baseline model recorded; pass --base PATH")
+
+
+def cmd_train_rm(args) -> int:
+    from rlaif.reward_model import RewardConfig, split_holdout, train_reward_model  # torch and TRL load here
+
+    configure_cpu_threads()
+    given = {"learning_rate": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
+             "max_length": args.max_length, "lora": args.lora or None}
+    cfg = RewardConfig(**{k: v for k, v in given.items() if v is not None})
+    with Store(args.store) as store:
+        pairs, source = stored_pairs(store, args.run, args.iteration, args.approved)
+        base = args.base or base_model(store, args.run)
+    train, heldout = split_holdout(pairs, args.holdout, seed=args.seed)
+    if not train:
+        raise ValueError(f"all {len(pairs)} pairs fell into the holdout; lower --holdout")
+    print(f"reward model on {source}: {len(train)} train, {len(heldout)} held-out pairs; base {base}")
+    result = train_reward_model(base, train, cfg, args.out, seed=args.seed, heldout=heldout, device=args.device,
+                                on_step=counter(not args.no_progress, "train"))
+    print(f"trained {result.steps} steps on {result.n_train} pairs (loss {fmt(result.train_loss, 4)}); "
+          f"held-out ranking accuracy {fmt(result.heldout_accuracy)} on {result.n_heldout} pairs")
+    print(f"model: {result.model_path}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Register ``train-rm`` on the main parser's subparsers."""
+    p = subparsers.add_parser("train-rm", help="train a reward model (TRL RewardTrainer) on a run's pairs")
+    p.add_argument("--run", required=True, help="run id")
+    p.add_argument("--iteration", type=int, help="only this iteration's pairs")
+    p.add_argument("--approved", nargs="?", const="latest", metavar="APPROVAL_ID",
+                   help="train on an approved pair set (default: the run's newest approval)")
+    p.add_argument("--holdout", type=float, default=0.2, help="held-out share, split by prompt (default 0.2)")
+    p.add_argument("--out", required=True, help="output folder (the model goes to OUT/model)")
+    p.add_argument("--base", help="base model folder (default: the run's baseline policy)")
+    p.add_argument("--epochs", type=float, help="passes over the pairs (default: RewardConfig's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: RewardConfig's)")
+    p.add_argument("--batch-size", type=int, help="pairs per step (default: RewardConfig's)")
+    p.add_argument("--max-length", type=int, help="longest prompt+completion in tokens (default: RewardConfig's)")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters + the head (big bases)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-progress", action="store_true")
+    store_option(p)
+    p.set_defaults(func=cmd_train_rm)
+

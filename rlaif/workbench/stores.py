@@ -1,0 +1,45 @@
+"""The store registry: one open ``Store`` per database file for the whole server process.
+
+Why a module-level registry: Streamlit reruns a page script on every click and starts a thread per browser session,
+but DuckDB lets one process hold a database file open for writing. So every session and the background job worker
+share ONE ``Store`` per file (threads use cursors), opened here on first use; opening also marks the jobs of a
+previous server process ``interrupted``, which is how a restart shows up on the Runs page.
+
+    store = open_store(default_store_path())
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from store import Store
+
+_STORES: dict[str, Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def default_store_path() -> str:
+    """``RLAIF_STORE`` or ``rlaif.duckdb`` (the CLI's default too), read when asked so tests can set it."""
+    return os.environ.get("RLAIF_STORE", "rlaif.duckdb")
+
+
+def open_store(path: str | Path) -> Store:
+    """The process-wide Store for ``path`` (opened, migrated and cleaned of dead jobs on first use)."""
+    key = str(path) if str(path) == ":memory:" else str(Path(path).expanduser().resolve())
+    with _STORES_LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = Store(path)
+            store.jobs.mark_interrupted_on_startup()
+            _STORES[key] = store
+        return store
+
+
+def close_stores() -> None:
+    """Close every shared store (tests, and a server shutting down)."""
+    with _STORES_LOCK:
+        for store in _STORES.values():
+            store.close()
+        _STORES.clear()
