@@ -18,7 +18,7 @@ from rlaif.workbench.auth import User, hash_password
 from rlaif.workbench.jobs import RUNNER
 from rlaif.workbench.stores import close_stores, open_store
 from tests.tiny_models import build_tiny_gpt2
-from tests.workbench_fixtures import seed_run, write_project
+from tests.workbench_fixtures import seed_rejudge_run, seed_run, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -101,15 +101,19 @@ def test_rubrics_page_saves_a_new_version_and_lists_it(env):
 
 
 def test_rubric_rejudge_shows_flipped_verdicts(env):
-    s = store(env)
-    seed_run(s, pairs=6)
+    """Dropping the allowlist criterion's weight to 0 in the form flips the one verdict the allowlist decided (the
+    project's SQL verifier judges real answers), and the table names that pair."""
+    seed_rejudge_run(store(env))
     at = open_page("rubrics")
-    next(t for t in at.text_input if t.label == "Description" and t.value == "The query runs.") \
-        .set_value("changed").run()
-    at.selectbox(key="r.judge").set_value("stub").run()
+    weight = next(n for n in at.number_input if n.label == "Weight" and n.key.endswith(".2.w"))
+    weight.set_value(0.0).run()
+    at.selectbox(key="r.judge").set_value("verifier").run()
     next(b for b in at.button if b.label == "Re-judge under both versions").click().run()
     assert not at.exception, at.exception
-    assert at.metric[0].label == "Flipped verdicts" and at.metric[0].value == "0 of 3"  # the stub ignores rubrics
+    assert at.metric[0].label == "Flipped verdicts" and at.metric[0].value == "1 of 3"
+    flipped = at.dataframe[-1].value
+    assert list(flipped["old"]) == ["a"] and list(flipped["new"]) == ["tie"]
+    assert list(flipped["prompt"]) == ["What was the total revenue in the East region in 2025?"]
 
 
 def test_runs_page_runs_a_job_and_shows_progress_and_charts(env):
@@ -251,11 +255,29 @@ def test_calibration_page_runs_the_gate_and_shows_kappa(env):
     at.selectbox(key="c.judge").set_value("verifier").run()
     next(b for b in at.button if b.label == "Measure and decide").click().run()
     assert not at.exception, at.exception
-    status = (at.success or at.error)[0].value
-    assert "PASSED" in status or "BLOCKED" in status
-    assert at.metric[0].label == "Kappa (tuning)" and at.metric[0].value != "—"
+    # the verifier judge agrees with the execution oracle on every one of the 74 tuning items; the biased one does not
+    assert at.success and at.success[0].value.startswith("**PASSED** · verifier"), at.success or at.error
+    assert [(m.label, m.value) for m in at.metric] == [("Kappa (tuning)", "1.000"), ("95% CI", "1.00 … 1.00"),
+                                                        ("Items", "74"), ("Invalid verdicts", "0")]
+    assert independent_kappa(store(env), "verifier") == (pytest.approx(1.0), 74)
+    at.selectbox(key="c.judge").set_value("biased").run()
+    next(b for b in at.button if b.label == "Measure and decide").click().run()
+    kappa, n = independent_kappa(store(env), "biased-verbose")
+    assert at.error and at.error[0].value.startswith("**BLOCKED** · biased-verbose"), at.error
+    assert at.metric[0].value == f"{kappa:.3f}" and kappa < 0.72 and n == 74
     assert at.get("plotly_chart")  # the confusion matrix
     assert "Holdout" in texts(at)
+
+
+def independent_kappa(s, judge_id: str) -> tuple[float, int]:
+    """Cohen's kappa of a judge's stored anchor verdicts against the oracle labels, by scikit-learn directly."""
+    from sklearn.metrics import cohen_kappa_score
+
+    set_id = s.anchors.list_sets()[0]["anchor_set_id"]
+    labels = {r["item_id"]: r["label"] for r in s.labels.latest(set_id, split="tuning", kinds=("oracle",))}
+    verdicts = [v for v in s.anchors.verdicts(set_id, split="tuning") if v["judge_id"] == judge_id]
+    judged = [{"a": "A", "b": "B"}.get(v["winner"], v["winner"]) for v in verdicts]
+    return cohen_kappa_score([labels[v["item_id"]] for v in verdicts], judged), len(verdicts)
 
 
 # ---- who may do what ------------------------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from tests.test_pipeline import SAMPLE, make_config, tiny  # noqa: F401  (fixtur
 
 @pytest.fixture
 def finished(tiny, tmp_path):
+    """A finished one-iteration run on test-local copies of the policy and the prompts (tests corrupt them)."""
     train = tmp_path / "train.jsonl"
     shutil.copy(SAMPLE / "train.jsonl", train)
-    cfg = make_config(tiny, tmp_path, loop={"iterations": 1}, data={"train": str(train)})
+    policy = shutil.copytree(tiny, tmp_path / "policy")
+    cfg = make_config(policy, tmp_path, loop={"iterations": 1}, data={"train": str(train)})
     store = Store(tmp_path / "s.duckdb")
     pipe = RLAIFPipeline(cfg, store=store)
     list(pipe.run(load_prompts(train), load_prompts(cfg.resolve(cfg.data.eval))))
@@ -59,16 +61,12 @@ def test_changed_dataset_is_refused_naming_it(finished, capsys):
     assert "REFUSED" in report.render()
 
 
-def test_changed_parent_checkpoint_is_refused(finished, tiny):
-    store, manifests, _, _ = finished
-    weights = Path(tiny) / "model.safetensors"
-    original = weights.read_bytes()
-    try:
-        weights.write_bytes(original[:-8] + b"\x00" * 8)
-        report = reproduce_manifest(manifests[0], store)
-        assert any(problem.startswith("parent model:") for problem in report.refused), report.refused
-    finally:
-        weights.write_bytes(original)
+def test_changed_parent_checkpoint_is_refused(finished):
+    store, manifests, _, tmp_path = finished
+    weights = tmp_path / "policy" / "model.safetensors"  # the run's own copy: no other test sees the damage
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    report = reproduce_manifest(manifests[0], store)
+    assert any(problem.startswith("parent model:") for problem in report.refused), report.refused
 
 
 def test_cli_exit_code_says_match(finished, capsys):

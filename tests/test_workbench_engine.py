@@ -10,13 +10,14 @@ from rlaif.workbench.auth import (AuthConfigError, PermissionDenied, User, check
                         sign_in, verify_password)
 from rlaif.workbench.tables import code_language, manifest_chain, short_id
 from rlaif.workbench.charts import judge_rates, length_figure, metric_figure, pairs_figure, run_chart_data
-from rlaif.judges.fake import FakeJudge
+from rlaif.judges.verifier import VerifierJudge
 from rlaif.workbench.jobs import format_seconds
 from rlaif.rubric import rubric_from_dict
 from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
 from rlaif.workbench.projects import run_config, set_dotted
+from rlaif.verifiers import open_verifier
 from store import Store
-from tests.workbench_fixtures import SAMPLE, TEST_RUBRIC, seed_run
+from tests.workbench_fixtures import REFERENCE, REJUDGE_PAIRS, SAMPLE, TEST_RUBRIC, seed_rejudge_run, seed_run
 
 # ---- auth -------------------------------------------------------------------------------------------------------------
 
@@ -81,14 +82,21 @@ def test_rubric_diff_names_changed_added_and_removed_criteria():
 
 
 def test_rejudge_reports_which_verdicts_flip(tmp_path):
-    with Store(tmp_path / "r.duckdb") as store:
-        run_id = seed_run(store, pairs=8)
-        comparisons = sample_comparisons(store, run_id, sample=3)
-        assert len(comparisons) == 3 and all(c.a and c.b for _, c in comparisons)
-        judge = FakeJudge().enqueue("a", "a", "b", "a", "b", "b")  # old rubric: a a b; new rubric: a b b
-        rows = rejudge_flips(judge, comparisons, rubric_from_dict(TEST_RUBRIC), rubric_from_dict(TEST_RUBRIC))
-        assert [r.flipped for r in rows] == [False, True, False]
-        assert len(judge.history) == 6
+    """The verifier judge grades by the rubric's weights: a version that stops counting the allowlist (weight 0) turns
+    exactly the pair that won on the allowlist into a tie, and leaves the others alone."""
+    old = rubric_from_dict(TEST_RUBRIC)
+    new_body = {**TEST_RUBRIC, "criteria": [dict(c) for c in TEST_RUBRIC["criteria"]]}
+    new_body["criteria"][2]["weight"] = 0.0
+    new = rubric_from_dict(new_body)
+    with Store(tmp_path / "r.duckdb") as store, open_verifier("sql", {
+            "warehouse": str(SAMPLE / "warehouse.sql"), "allowed_relations": ["v_revenue_*"]}) as verifier:
+        comparisons = sample_comparisons(store, seed_rejudge_run(store), sample=5)
+        assert [c.reference for _, c in comparisons] == [REFERENCE] * 3  # the golden query of each pair's prompt
+        rows = rejudge_flips(VerifierJudge(verifier.verify), comparisons, old, new)
+        assert [(r.winner_old, r.winner_new) for r in rows] == [("a", "tie"), ("a", "a"), ("a", "a")]
+        assert [r.flipped for r in rows] == [flips for _, _, flips in REJUDGE_PAIRS]
+        same = rejudge_flips(VerifierJudge(verifier.verify), comparisons, old, old)
+        assert len(same) == 3 and not any(r.flipped for r in same)
 
 
 # ---- charts and rows --------------------------------------------------------------------------------------------------

@@ -102,3 +102,30 @@ def seed_run(store, run_id: str = "run-seed", *, pairs: int = 40, iterations: in
         parents.append(manifest["manifest_id"])
     store.runs.set_status(run_id, "completed")
     return run_id
+
+
+REFERENCE = "SELECT SUM(revenue) FROM v_revenue_by_region WHERE region = 'East' AND year = 2025;"
+#: (chosen, rejected, whether the verifier judge's verdict flips when the allowlist criterion's weight drops to 0):
+#: wrong-but-allowlisted vs wrong-on-raw-tables wins only through the allowlist; a correct answer wins on hard checks;
+#: broken SQL loses either way.
+REJUDGE_PAIRS = (
+    ("SELECT SUM(revenue) FROM v_revenue_by_region WHERE region = 'West' AND year = 2025;",
+     "SELECT count(*) FROM raw_orders;", True),
+    (REFERENCE, "SELECT count(*) FROM raw_orders;", False),
+    ("SELECT count(*) FROM raw_orders;", "SELEC broken", False),
+)
+
+
+def seed_rejudge_run(store, run_id: str = "run-rejudge") -> str:
+    """A run whose kept pairs are real SQL answers to a prompt with a golden query (see ``REJUDGE_PAIRS``)."""
+    prompts = [{"id": f"q{k}", "prompt": "What was the total revenue in the East region in 2025?",
+                "reference": REFERENCE, "cohort": "aggregate"} for k in range(len(REJUDGE_PAIRS))]
+    dataset_id = store.datasets.import_prompts("rejudge", prompts, None)
+    store.runs.create(run_id, "rejudge", {}, "c" * 64, "verifier", "r" * 64, dataset_id, dataset_id)
+    store.iterations.start(run_id, 1)
+    store.pairs.add_many([{"pair_id": f"{run_id}-p{k}", "run_id": run_id, "iteration": 1, "prompt_id": f"q{k}",
+                           "prompt": "Question: ...", "chosen": chosen, "rejected": rejected, "kept": True,
+                           "source": "rlaif", "rubric_version": "r" * 64, "judge_id": "verifier", "confidence": 1.0}
+                          for k, (chosen, rejected, _) in enumerate(REJUDGE_PAIRS)])
+    store.runs.set_status(run_id, "completed")
+    return run_id

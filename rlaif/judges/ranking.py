@@ -4,9 +4,9 @@ the worst. The ranking is computed here once; pair building reads its result (ch
 Round-robin asks the judge about every distinct pair once and ranks by Copeland score (wins minus losses; ties and
 invalid verdicts count zero): N(N-1)/2 calls per prompt. Identical candidate texts are compared once, not against
 themselves: sampling at low temperature often repeats an answer, and a judge call on two copies buys nothing. The
-knockout asks N-1 calls for the champion plus floor(N/2)-1 for a knockout *among the first-round losers* for the
-worst (a candidate that won a match is not the worst of a consistent tournament): 4 calls instead of 6 for N=4,
-10 instead of 28 for N=8. For N=4 with decisive, consistent verdicts its choice is always one of round-robin's
+knockout asks N-1 calls for the champion plus a knockout *among the candidates that lost without ever winning* for
+the worst (a candidate that won a match is not the worst of a consistent tournament): 4 calls instead of 6 for N=4,
+at most 6 instead of 10 for N=5, 10 instead of 28 for N=8. For N=4 with decisive, consistent verdicts its choice is always one of round-robin's
 Copeland-best and Copeland-worst candidates (the champion has >= 2 of 3 wins, the double loser <= 1); it can differ
 from round-robin's *index tie-break* when the tournament has a cycle, which the bench measures.
 
@@ -111,16 +111,19 @@ def _round_robin_plan(texts: Sequence[str]) -> Plan:
 def _knockout_plan(texts: Sequence[str], confirm: bool = False) -> Plan:
     """Two brackets run side by side: winners advance in the first, losers "advance" in the second.
 
-    A tie or an invalid verdict advances the earlier candidate in the best bracket and sends the later one down in the
-    worst bracket (round-robin's own index tie-breaks), and marks the result not decisive. ``confirm`` adds the direct
-    chosen-vs-rejected match when the brackets did not play it (pair filters want a direct verdict).
+    A candidate enters the worst bracket when it loses a best-bracket match without ever having won one: all of the
+    first round's losers, and a candidate that reached a later round on byes alone (odd brackets) and lost there.
+    Without that, a bye could carry the true worst past the worst bracket (N=3, 5, 7 ...). A tie or an invalid verdict
+    advances the earlier candidate in the best bracket and sends the later one down in the worst bracket (round-robin's
+    own index tie-breaks), and marks the result not decisive. ``confirm`` adds the direct chosen-vs-rejected match
+    when the brackets did not play it (pair filters want a direct verdict).
     """
     idx = unique_indices(texts)
     if len(idx) < 2:
         return RankingResult(None, None, 0, (), tuple(copeland(texts, [])), "knockout")
     matches: list[Match] = []
     decisive = True
-    best, worst = list(idx), None  # worst bracket starts with the first round's losers
+    best, worst, won = list(idx), [], set()
 
     def play(pairs: list[tuple[int, int]], verdicts: list[Verdict]) -> list[tuple[int, int]]:
         nonlocal decisive
@@ -132,16 +135,15 @@ def _knockout_plan(texts: Sequence[str], confirm: bool = False) -> Plan:
             out.append((j, i) if v.winner == "b" else (i, j))  # (winner, loser); tie/invalid: earlier one "wins"
         return out
 
-    while len(best) > 1 or (worst is not None and len(worst) > 1):
+    while len(best) > 1 or len(worst) > 1:
         best_pairs = [(best[k], best[k + 1]) for k in range(0, len(best) - 1, 2)]
-        worst_pairs = [(worst[k], worst[k + 1]) for k in range(0, len(worst) - 1, 2)] if worst else []
+        worst_pairs = [(worst[k], worst[k + 1]) for k in range(0, len(worst) - 1, 2)]
         verdicts = yield best_pairs + worst_pairs
         best_results = play(best_pairs, verdicts[:len(best_pairs)])
         worst_results = play(worst_pairs, verdicts[len(best_pairs):])
-        if worst is None:
-            worst = [loser for _, loser in best_results]
-        else:
-            worst = [loser for _, loser in worst_results] + ([worst[-1]] if len(worst) % 2 else [])
+        entrants = [loser for _, loser in best_results if loser not in won]
+        won.update(winner for winner, _ in best_results)
+        worst = [loser for _, loser in worst_results] + ([worst[-1]] if len(worst) % 2 else []) + entrants
         best = [winner for winner, _ in best_results] + ([best[-1]] if len(best) % 2 else [])
     chosen, rejected = best[0], worst[0]
     if confirm and not any({m.i, m.j} == {chosen, rejected} for m in matches):
@@ -210,11 +212,23 @@ def knockout(judge: Judge, tasks: Sequence[RankingTask], rubric: Rubric, **kwarg
 
 
 def calls_per_prompt(n_distinct: int, strategy: str, confirm: bool = False) -> float:
-    """Judge calls one prompt with ``n_distinct`` candidates needs (knockout + confirm: the worst case)."""
+    """Judge calls one prompt with ``n_distinct`` candidates needs at most (round-robin: always exactly that).
+
+    The knockout's count is its plan played with the earlier candidate always winning, which makes every candidate
+    that rode byes lose into the worst bracket: N-1 matches for the best, one fewer than the worst bracket's entrants
+    for the worst (4 for N=4, 6 for N=5, 10 for N=8), plus the confirming match when asked for.
+    """
     if n_distinct < 2:
         return 0
     if strategy == "round_robin":
         return n_distinct * (n_distinct - 1) / 2
     if strategy == "knockout":
-        return (n_distinct - 1) + (n_distinct // 2 - 1) + (1 if confirm else 0)
+        plan, calls = _knockout_plan([str(i) for i in range(n_distinct)]), 0
+        try:
+            pairs = next(plan)
+            while True:
+                calls += len(pairs)
+                pairs = plan.send([Verdict("a", 1.0)] * len(pairs))
+        except StopIteration:
+            return calls + (1 if confirm else 0)
     raise ValueError(f"unknown ranking strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
