@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     if args.pieces:
         from rlaif.config import TrainingConfig, load_config
         from rlaif.datasets import load_prompts
-        from rlaif.judges.auto import make_auto_judge
+        from rlaif.judges import make_judge
         from rlaif.judges.ranking import RankingTask, rank_candidates
         from rlaif.policy import greedy, load_policy, sample_candidates
         from rlaif.rubric import load_rubric
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         timed("greedy 20 prompts x 48 tokens (batch 20)", results,
               lambda: greedy(policy, texts[:20], batch_size=20, max_new_tokens=48))
         results["sample tokens generated"] = sum(s.n_tokens for g in samples for s in g)
-        judge = make_auto_judge(local_judge_options(model_dir), environ={})
+        judge = make_judge("auto", options=local_judge_options(model_dir), environ={})
         tasks = [RankingTask(p.prompt, [s.text for s in g]) for p, g in zip(train[:4], samples)]
         timed("local judge load + first batch", results,
               lambda: judge.compare([__import__("rlaif.judges", fromlist=["Comparison"]).Comparison(
@@ -136,11 +136,11 @@ def main(argv=None) -> int:
         print(f"dpo: {res.steps} steps, loss {res.train_loss}, lora changed {res.lora_params_changed}")
 
     if args.iteration:
-        from rlaif.judges.auto import make_auto_judge
+        from rlaif.judges import make_judge
 
         with tempfile.TemporaryDirectory() as tmp:
             cfg = reduced_config(model_dir, Path(tmp), prompts=4, candidates=2, new_tokens=8, eval_prompts=4)
-            judge = make_auto_judge(local_judge_options(model_dir), environ={})
+            judge = make_judge("auto", options=local_judge_options(model_dir), environ={})
             out = timed("one iteration: 4 prompts, 2 cand, 8 tokens", results, lambda: run_iteration(cfg, judge))
             its, status = out
             print("status", status, "timings", [{k: round(v, 2) for k, v in it.timings.items()} for it in its])

@@ -18,8 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlaif.anchors.agreement import (JUDGE_LABELS, LABELS, bootstrap_ci, bootstrap_resample_indices,  # noqa: E402
-                                     cohen_kappa)
+from rlaif.anchors.agreement import JUDGE_LABELS, LABELS, bootstrap_ci, bootstrap_resample_indices, cohen_kappa  # noqa: E402
 
 
 def plain_python_ci(human: list[str], judge: list[str], labels, n_resamples: int, seed: int) -> tuple[float, float]:

@@ -37,8 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlaif.judges.base import Judge, Verdict  # noqa: E402
-from rlaif.judges.ranking import RankingTask, rank_candidates  # noqa: E402
-from rlaif.judges.ranking import Match, best_and_worst, copeland  # noqa: E402
+from rlaif.judges.ranking import Match, RankingTask, best_and_worst, copeland, rank_candidates  # noqa: E402  # noqa: E402
 from rlaif.rubric import DEFAULT_RUBRIC  # noqa: E402
 
 N = 4

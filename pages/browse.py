@@ -4,8 +4,15 @@ manifests."""
 import streamlit as st
 
 from rlaif.workbench.page import page_context
-from rlaif.workbench.tables import (PAGE_SIZE, candidate_table, code_language, eval_table, judgement_table, manifest_chain,
-                          pair_table)
+from rlaif.workbench.tables import (
+    PAGE_SIZE,
+    candidate_table,
+    code_language,
+    eval_table,
+    judgement_table,
+    manifest_chain,
+    pair_table,
+)
 
 wb = page_context("browse", "Your role may not browse runs, verdicts or pairs.")
 store = wb.store

@@ -3,13 +3,13 @@ inter-annotator agreement, and the locked holdout shown apart (reported, never d
 
 import streamlit as st
 
-from rlaif.workbench.page import page_context
 from rlaif.anchors import adjudicate_majority, anchor_set_stats, kappa_gate, kappa_table
-from rlaif.workbench.tables import anchor_disagreements, code_language
-from rlaif.workbench.charts import confusion_figure
 from rlaif.judges import JUDGE_NAMES
 from rlaif.rubric import DEFAULT_RUBRIC, load_rubric, rubric_from_dict
+from rlaif.workbench.charts import confusion_figure
+from rlaif.workbench.page import page_context
 from rlaif.workbench.projects import kappa_field, project_judge, run_config, spends_api
+from rlaif.workbench.tables import anchor_disagreements, code_language
 from store.secrets_guard import redact_secrets
 
 wb = page_context("calibrate", "Your role may not see calibration results: labelling stays blind to verdicts.")

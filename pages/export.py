@@ -4,9 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from rlaif.export import ExportFilters, ExportMismatch, approve, approved_bytes, export_approved, select_pairs
 from rlaif.workbench.page import page_context
 from rlaif.workbench.tables import pair_table, short_id
-from rlaif.export import ExportFilters, ExportMismatch, approve, approved_bytes, export_approved, select_pairs
 
 wb = page_context("export", "Your role may not approve or export pair sets.")
 store = wb.store

@@ -6,10 +6,10 @@ annotator's label. Model text is shown as text/code blocks, never rendered as HT
 
 import streamlit as st
 
-from rlaif.workbench.page import page_context
 from rlaif.anchors import AnchorImportError, import_anchor_file, next_item, record_label
-from rlaif.workbench.tables import code_language
+from rlaif.workbench.page import page_context
 from rlaif.workbench.projects import project_anchor_files
+from rlaif.workbench.tables import code_language
 
 wb = page_context("label", "Your role may not label.")
 store, me = wb.store, wb.labeller

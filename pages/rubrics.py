@@ -3,13 +3,13 @@ and re-judge a sample of pairs under two versions to see which verdicts flip."""
 
 import streamlit as st
 
-from rlaif.workbench.page import page_context
 from rlaif.judges import JUDGE_NAMES, Comparison
 from rlaif.judges.prompting import render_judge_prompt
 from rlaif.rubric import DEFAULT_RUBRIC, RubricError, load_rubric, rubric_from_dict
 from rlaif.verifiers import CRITERION_NAMES
-from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
+from rlaif.workbench.page import page_context
 from rlaif.workbench.projects import project_judge, run_config, spends_api
+from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
 from store.secrets_guard import redact_secrets
 
 wb = page_context("edit_rubric", "Your role may not edit rubrics.")

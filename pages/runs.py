@@ -2,14 +2,14 @@
 
 import streamlit as st
 
-from rlaif.workbench.page import page_context
-from rlaif.workbench.tables import calibration_summary, short_id
-from rlaif.workbench.charts import judge_figure, length_figure, metric_figure, pairs_figure, run_chart_data
 from rlaif.config import LOSS_TYPES, ConfigError
 from rlaif.datasets import load_prompts
-from rlaif.workbench.jobs import RUNNER, job_view, resumable
 from rlaif.judges import JUDGE_NAMES
+from rlaif.workbench.charts import judge_figure, length_figure, metric_figure, pairs_figure, run_chart_data
+from rlaif.workbench.jobs import RUNNER, job_view, resumable
+from rlaif.workbench.page import page_context
 from rlaif.workbench.projects import estimate_run_cost, field_help, kappa_field, run_config, spends_api
+from rlaif.workbench.tables import calibration_summary, short_id
 
 wb = page_context("run", "Your role may not start or watch training runs.")
 store, HELP = wb.store, field_help()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import Any
 import yaml
 
 from rlaif.anchors.gate_config import CalibrationConfig
-from rlaif.core.fields import ConfigError, check, help_field, unknown_key
-from rlaif.verifiers import KINDS as VERIFIER_KIND_NAMES, VerifierOptionError, validate_options
-
+from rlaif.core.fields import ConfigError, build_options, check, field_help, help_field
+from rlaif.judges.registry import JUDGE_NAMES, parse_spec
+from rlaif.verifiers import KINDS as VERIFIER_KIND_NAMES
+from rlaif.verifiers import VerifierOptionError, validate_options
 
 _help, _check = help_field, check
 
@@ -122,11 +122,11 @@ RANKINGS = ("round_robin", "knockout")
 
 @dataclass
 class JudgeConfig:
-    name: str = _help("Training judge: verifier, stub, biased, anthropic, openai, local, ensemble or tiered.",
-                      "verifier")
+    name: str = _help(f"Training judge: {', '.join(JUDGE_NAMES)}.", "verifier")
     options: dict[str, Any] = _help(
-        "Judge settings (model, base_url, concurrency, rpm, budget_usd, debias, cache, ...). API keys are never "
-        "written here: name the environment variable with api_key_env.", factory=dict)
+        "Settings of the judge kind, checked by its options class in rlaif.judges (model, base_url, concurrency, "
+        "rpm, budget_usd, ...), plus debias, verifier_first and cache for any judge. API keys are never written "
+        "here: name the environment variable with api_key_env.", factory=dict)
     ranking: str = _help(
         "How N candidates are ranked: round_robin (every pair, Copeland scores) or knockout (fewer calls: a "
         "tournament for the best, one among the losers for the worst, plus the deciding best-vs-worst match).",
@@ -143,6 +143,7 @@ class JudgeConfig:
             secretish = "key" in key.lower() or "secret" in key.lower() or key.lower() in ("token", "password")
             _check(not secretish or key.lower().endswith("_env"), f"judge.options.{key}",
                    "secrets are read from the environment, never from a config file (use api_key_env: VAR_NAME)")
+        parse_spec(self.name, self.options, "judge")  # the kind's options class checks the rest, naming the field
 
 
 def _walk_keys(value: Any):
@@ -165,7 +166,11 @@ class EvalJudgeConfig:
 
     def __post_init__(self):
         _check(self.max_prompts is None or self.max_prompts > 0, "eval_judge.max_prompts", "must be > 0 when set")
-        JudgeConfig(name=self.name or "stub", options=self.options)  # same secret checks as the training judge
+        if self.name:  # the same checks as the training judge's, named under eval_judge
+            try:
+                JudgeConfig(name=self.name, options=self.options)
+            except ConfigError as err:
+                raise ConfigError("eval_judge" + err.field_path.removeprefix("judge"), err.problem) from None
 
 
 @dataclass
@@ -337,60 +342,9 @@ class RunConfig:
 # Loading
 
 
-def _type_ok(value: Any, annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(annotation) or (Any,)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(annotation, type):
-        return isinstance(value, annotation)
-    return True
-
-
-def _build(cls: type, data: Any, prefix: str):
-    if not isinstance(data, dict):
-        raise ConfigError(prefix or "<root>", f"must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in fields:
-            raise unknown_key(str(key), list(fields), prefix, "field")
-        annotation = hints[key]
-        if dataclasses.is_dataclass(annotation):
-            kwargs[key] = _build(annotation, value if value is not None else {}, path)
-            continue
-        if isinstance(value, str) and annotation in (float, float | None):
-            try:  # YAML reads 5e-4 as a string
-                value = float(value)
-            except ValueError:
-                pass
-        if not _type_ok(value, annotation):
-            raise ConfigError(path, f"expected {_type_name(annotation)}, got {value!r}")
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-
-
 def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".", source: str | None = None) -> RunConfig:
     try:
-        cfg = _build(RunConfig, data or {}, "")
+        cfg = build_options(RunConfig, data or {}, "", what="field")
     except ConfigError as err:
         raise ConfigError(err.field_path, err.problem, source) from None
     cfg.base_dir = str(base_dir)
@@ -413,15 +367,11 @@ def load_config(path: str | Path) -> RunConfig:
 
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any]]:
     """(field path, help, default) for every field: the Runs page and `--help` show these."""
+    hints = typing.get_type_hints(cls)
     rows = []
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("internal"):
-            continue
-        path = f"{prefix}{f.name}"
-        ann = typing.get_type_hints(cls)[f.name]
-        if dataclasses.is_dataclass(ann):
-            rows.extend(describe_fields(ann, path + "."))
+    for name, text, default in field_help(cls):
+        if dataclasses.is_dataclass(hints[name]):
+            rows.extend(describe_fields(hints[name], f"{prefix}{name}."))
         else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            rows.append((path, f.metadata.get("help", ""), default))
+            rows.append((f"{prefix}{name}", text, default))
     return rows

@@ -15,8 +15,8 @@ from typing import Any, Callable, Sequence
 
 from rlaif.datasets import PromptRecord
 from rlaif.monitoring import refusal_rate
-from rlaif.verifiers import task_success
 from rlaif.rubric import Rubric
+from rlaif.verifiers import task_success
 
 ALL = "all"
 

@@ -3,8 +3,7 @@
     from rlaif.pipeline import RLAIFPipeline
 """
 
-from rlaif.loop import (BudgetExhausted, IterationResult, NothingToResume, ProgressEvent, RLAIFPipeline,
-                        RunCancelled)
+from rlaif.loop import BudgetExhausted, IterationResult, NothingToResume, ProgressEvent, RLAIFPipeline, RunCancelled
 from rlaif.loop.records import pairs_hash
 
 __all__ = ["BudgetExhausted", "IterationResult", "NothingToResume", "ProgressEvent", "RLAIFPipeline",

@@ -110,6 +110,13 @@ class Policy:
     _prefix: str | None = None
 
 
+def context_length(model) -> int | None:
+    """The longest sequence the model's position table holds (GPT-2: n_positions; most others:
+    max_position_embeddings); None when the config says neither."""
+    cfg = getattr(model, "config", model)
+    return getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
+
+
 def load_tokenizer(path: str | Path, gguf_file: str | None = None):
     from transformers import AutoTokenizer
 
@@ -159,7 +166,7 @@ def _generate(policy: Policy, prompts: Sequence[str], *, max_new_tokens: int, te
     tok, model = policy.tokenizer, policy.model
     tok.padding_side = "left"
     tok.truncation_side = "left"  # keep the end of an over-long prompt: it holds the instruction to answer
-    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    limit = context_length(model)
     room = (limit - max_new_tokens) if limit else None
     if room is not None and room < 8:
         raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a {limit}-token context")

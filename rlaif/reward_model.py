@@ -26,44 +26,38 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from rlaif.training import step_callbacks, trainer_device_args
-from rlaif.policy import Device, load_tokenizer, model_hash, quiet_library_progress, select_device
+from rlaif.core.fields import check, help_field
+from rlaif.policy import Device, context_length, load_tokenizer, model_hash, quiet_library_progress, select_device
+from rlaif.training import step_callbacks, trainer_args
 
 INFO_FILE = "reward_model.json"
 
 
-def _help(text: str, default: Any):
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass
 class RewardConfig:
-    learning_rate: float = _help("AdamW learning rate. Full fine-tuning of a small model wants ~1e-4; LoRA more.",
-                                 1e-4)
-    epochs: float = _help("Passes over the training pairs.", 3.0)
-    batch_size: int = _help("Pairs per step (each pair is two sequences: chosen and rejected).", 8)
-    gradient_accumulation_steps: int = _help("Steps accumulated before an update.", 1)
-    max_length: int = _help("Longest prompt+completion in tokens; TRL drops (not truncates) longer pairs.", 256)
-    center_rewards_coefficient: float | None = _help(
+    learning_rate: float = help_field(
+        "AdamW learning rate. Full fine-tuning of a small model wants ~1e-4; LoRA more.", 1e-4)
+    epochs: float = help_field("Passes over the training pairs.", 3.0)
+    batch_size: int = help_field("Pairs per step (each pair is two sequences: chosen and rejected).", 8)
+    gradient_accumulation_steps: int = help_field("Steps accumulated before an update.", 1)
+    max_length: int = help_field("Longest prompt+completion in tokens; TRL drops (not truncates) longer pairs.", 256)
+    center_rewards_coefficient: float | None = help_field(
         "Pull rewards towards mean zero (0.01 is the paper's value); None disables it.", None)
-    lora: bool = _help("Train LoRA adapters plus the score head instead of every weight (large bases).", False)
-    lora_r: int = _help("LoRA rank (with lora).", 16)
-    lora_alpha: int = _help("LoRA scaling numerator (with lora).", 32)
-    target_modules: list[str] | str = _help("Modules that get LoRA adapters ('all-linear' or names).", "all-linear")
+    lora: bool = help_field("Train LoRA adapters plus the score head instead of every weight (large bases).", False)
+    lora_r: int = help_field("LoRA rank (with lora).", 16)
+    lora_alpha: int = help_field("LoRA scaling numerator (with lora).", 32)
+    target_modules: list[str] | str = help_field("Modules that get LoRA adapters ('all-linear' or names).",
+                                                 "all-linear")
 
     def __post_init__(self):
-        def check(ok: bool, name: str, why: str) -> None:
-            if not ok:
-                raise ValueError(f"reward.{name}: {why}")
-
-        check(self.learning_rate > 0, "learning_rate", f"must be > 0, got {self.learning_rate}")
-        check(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
-        check(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
-        check(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps", "must be > 0")
-        check(self.max_length > 8, "max_length", f"must be > 8, got {self.max_length}")
+        check(self.learning_rate > 0, "reward.learning_rate", f"must be > 0, got {self.learning_rate}")
+        check(self.epochs > 0, "reward.epochs", f"must be > 0, got {self.epochs}")
+        check(self.batch_size > 0, "reward.batch_size", f"must be > 0, got {self.batch_size}")
+        check(self.gradient_accumulation_steps > 0, "reward.gradient_accumulation_steps", "must be > 0")
+        check(self.max_length > 8, "reward.max_length", f"must be > 8, got {self.max_length}")
         check(self.center_rewards_coefficient is None or self.center_rewards_coefficient >= 0,
-              "center_rewards_coefficient", "must be >= 0 when set")
-        check(self.lora_r > 0, "lora_r", f"must be > 0, got {self.lora_r}")
+              "reward.center_rewards_coefficient", "must be >= 0 when set")
+        check(self.lora_r > 0, "reward.lora_r", f"must be > 0, got {self.lora_r}")
 
 
 @dataclass
@@ -118,26 +112,15 @@ def _rows(pairs: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
 # TRL
 
 
-def _context_length(model) -> int | None:
-    cfg = model.config
-    return getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
-
-
 def to_trl_reward_config(cfg: RewardConfig, output_dir: str | Path, device: Device, seed: int,
                          context_length: int | None = None):
     """Map our reward config onto TRL's ``RewardConfig`` with per-device settings (TRL's defaults assume a GPU)."""
     from trl import RewardConfig as TRLRewardConfig
 
     return TRLRewardConfig(
-        output_dir=str(output_dir),
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_length=min(cfg.max_length, context_length) if context_length else cfg.max_length,
         center_rewards_coefficient=cfg.center_rewards_coefficient,
         disable_dropout=True,
-        **trainer_device_args(device, seed),
+        **trainer_args(cfg, output_dir, device, seed, context_length),
     )
 
 
@@ -190,7 +173,7 @@ def train_reward_model(base_model_path: str | Path, pairs: Sequence[dict[str, An
     set_seed(seed)  # before loading: the score head is initialised at random
     model, tokenizer = load_reward_model(base_model_path, device=device, base=True)
     model.train()
-    args = to_trl_reward_config(cfg, out_dir / "trainer", dev, seed, _context_length(model))
+    args = to_trl_reward_config(cfg, out_dir / "trainer", dev, seed, context_length(model))
     trainer = RewardTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
         peft_config=reward_lora_config(cfg, model) if cfg.lora else None,
@@ -235,7 +218,7 @@ def score_texts(model, tokenizer, prompts: Sequence[str], completions: Sequence[
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
     eos = tokenizer.eos_token or ""
-    limit = max_length or _context_length(model)
+    limit = max_length or context_length(model)
     device = next(model.parameters()).device
     scores: list[float] = []
     for start in range(0, len(prompts), batch_size):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from rlaif.config import TrainingConfig
-from rlaif.policy import Device, load_tokenizer, model_hash, quiet_library_progress, select_device
+from rlaif.policy import Device, context_length, load_tokenizer, model_hash, quiet_library_progress, select_device
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +44,28 @@ def to_dpo_config(cfg: TrainingConfig, output_dir: str | Path, device: Device, s
     from trl import DPOConfig
 
     return DPOConfig(
-        output_dir=str(output_dir),
         loss_type=list(cfg.loss_type),
         loss_weights=list(cfg.loss_weights) if cfg.loss_weights else None,
         beta=cfg.beta,
+        warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
+        remove_unused_columns=False,
+        **trainer_args(cfg, output_dir, device, seed, context_length),
+    )
+
+
+def trainer_args(cfg, output_dir: str | Path, device: Device, seed: int, context_length: int | None) -> dict[str, Any]:
+    """The arguments every TRL trainer here takes from our configs (``TrainingConfig``, ``RewardConfig``: both have
+    learning_rate, epochs, batch_size, gradient_accumulation_steps, max_length), plus the per-device ones.
+
+    ``max_length`` is capped at the model's context length: a longer sequence would index past the position table.
+    """
+    return dict(
+        output_dir=str(output_dir),
         learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=min(cfg.max_length, context_length) if context_length else cfg.max_length,
-        warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
-        remove_unused_columns=False,
         **trainer_device_args(device, seed),
     )
 
@@ -134,8 +145,7 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
     trainer = DPOTrainer(
         model=model,
         ref_model=None,
-        args=to_dpo_config(cfg, output_dir / "trainer", dev, seed, context_length=(
-            getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None))),
+        args=to_dpo_config(cfg, output_dir / "trainer", dev, seed, context_length=context_length(model)),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(cfg, model),

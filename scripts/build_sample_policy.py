@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rlaif.config import load_config  # noqa: E402
 from rlaif.loop.project import Project  # noqa: E402
-from rlaif.sample_policy import DEFAULTS, SMALL, build_policy, measure_policy  # noqa: E402
+from rlaif.sample_policy import SMALL, build_policy, measure_policy  # noqa: E402
 from rlaif.sample_prompts import SAMPLE_DIR  # noqa: E402
 
 

@@ -31,8 +31,8 @@ from store.judgements import JudgementsRepository
 from store.labels import LabelsRepository
 from store.manifests import ManifestsRepository
 from store.migrate import MIGRATIONS_DIR
-from store.query import where_clause
 from store.pairs import PairsRepository
+from store.query import where_clause
 from store.rubrics import RubricsRepository
 from store.runs import RunsRepository
 

@@ -7,9 +7,20 @@ import time
 import numpy as np
 import pytest
 
-from rlaif.anchors.agreement import (JUDGE_LABELS, LABELS, agreement_by_slice, bootstrap_ci, bootstrap_kappas,
-                                     bootstrap_resample_indices, cohen_kappa, fleiss_from_labels, fleiss_kappa,
-                                     inter_annotator_agreement, judge_human_agreement, judge_label)
+from rlaif.anchors.agreement import (
+    JUDGE_LABELS,
+    LABELS,
+    agreement_by_slice,
+    bootstrap_ci,
+    bootstrap_kappas,
+    bootstrap_resample_indices,
+    cohen_kappa,
+    fleiss_from_labels,
+    fleiss_kappa,
+    inter_annotator_agreement,
+    judge_human_agreement,
+    judge_label,
+)
 
 
 def _from_confusion(matrix, labels):

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rlaif.anchors.gate import kappa_gate, kappa_table
-from rlaif.anchors.gate import run_calibration_gate
+from rlaif.anchors.gate import kappa_gate, kappa_table, run_calibration_gate
 from rlaif.anchors.gate_config import CalibrationConfig
 from rlaif.anchors.importers import import_anchor_file
 from rlaif.config import ConfigError
@@ -145,8 +144,8 @@ def test_calibration_config_validates_and_runs_from_a_file(store, tmp_path):
 @pytest.fixture(scope="module")
 def sample_gate():
     """The shipped anchor set and the two judges the demo contrasts, on one store."""
-    from rlaif.verifiers.sql_sandbox import SqlSandbox
     from rlaif.verifiers.sql import SqlVerifier
+    from rlaif.verifiers.sql_sandbox import SqlSandbox
 
     with Store(":memory:") as store, SqlSandbox(SAMPLE / "warehouse.sql", ["v_revenue_*"]) as sandbox:
         imported = import_anchor_file(store, SAMPLE / "anchors.jsonl", name="harbor-sql")

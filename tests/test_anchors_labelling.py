@@ -4,9 +4,20 @@ import dataclasses
 
 import pytest
 
-from rlaif.anchors.labelling import (Presentation, adjudicate_majority, consensus, labelling_queue, next_item,
-                                     override_label, present, record_label, resolved_labels, shown_left_for,
-                                     to_original, to_screen)
+from rlaif.anchors.labelling import (
+    Presentation,
+    adjudicate_majority,
+    consensus,
+    labelling_queue,
+    next_item,
+    override_label,
+    present,
+    record_label,
+    resolved_labels,
+    shown_left_for,
+    to_original,
+    to_screen,
+)
 from rlaif.anchors.sets import AnchorDraft, DraftLabel, create_anchor_set
 from store import Store
 

@@ -94,7 +94,7 @@ def test_converts_offline_once_and_generates_with_the_chat_template(smollm2):
 def test_one_iteration_at_reduced_size_offline_on_cpu(smollm2, tmp_path):
     """4 prompts, 2 candidates, 8 new tokens; the local judge (order-averaged) through ``auto``; DPO+SFT with LoRA
     on SmolLM2's q/k/v/o projections (nn.Linear, so fan_in_fan_out stays off)."""
-    from rlaif.judges.auto import make_auto_judge
+    from rlaif.judges import make_judge
     from rlaif.pipeline import RLAIFPipeline
     from store import Store
 
@@ -108,9 +108,8 @@ def test_one_iteration_at_reduced_size_offline_on_cpu(smollm2, tmp_path):
     cfg.eval_judge.name = None  # the eval judge's win rates would double the judging time; the lead's tests cover it
     cfg.loop.primary_metric = "exact_match"  # ...and without an eval judge the gate watches a plain metric
     cfg.output_dir = str(tmp_path / "runs")
-    judge = make_auto_judge({"prefer": ["anthropic", "openai", "local"],
-                             "local": {"model_path": str(smollm2), "batch_size": 8, "debias": "average"}},
-                            environ={})
+    judge = make_judge("auto", options={"prefer": ["anthropic", "openai", "local"], "local": {
+        "model_path": str(smollm2), "batch_size": 8, "debias": "average"}}, environ={})
     assert judge.judge_id == "order-averaged(local:smollm2-135m-instruct)"
     train = load_prompts(cfg.resolve(cfg.data.train))[:4]
     evals = load_prompts(cfg.resolve(cfg.data.eval))[:4]

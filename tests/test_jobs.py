@@ -12,8 +12,8 @@ import time
 import pytest
 
 import store.jobs as jobs_module
-from rlaif.workbench.jobs import RUNNER, job_view
 from rlaif.pipeline import ProgressEvent, RunCancelled
+from rlaif.workbench.jobs import RUNNER, job_view
 from rlaif.workbench.projects import run_config
 from rlaif.workbench.stores import close_stores, open_store
 from tests.workbench_fixtures import SAMPLE
@@ -152,8 +152,8 @@ def test_an_interrupted_run_resumes_as_a_background_job(tmp_path):
     """A run cut off mid-iteration (its process gone: status interrupted) is continued by a resume job with the real
     pipeline, and ends as an uninterrupted run would: every iteration has its manifest."""
     from rlaif.datasets import load_prompts
-    from rlaif.workbench.jobs import resumable
     from rlaif.pipeline import RLAIFPipeline
+    from rlaif.workbench.jobs import resumable
     from store import Store
     from tests.tiny_models import build_tiny_gpt2
     from tests.workbench_fixtures import write_project

@@ -5,8 +5,15 @@ import json
 import pytest
 
 from rlaif.judges.base import Comparison
-from rlaif.judges.prompting import (TEMPLATE_VERSION, comparison_nonce, parse_judge_reply, parse_reply,
-                                    render_judge_prompt, render_short_prompt, reply_schema)
+from rlaif.judges.prompting import (
+    TEMPLATE_VERSION,
+    comparison_nonce,
+    parse_judge_reply,
+    parse_reply,
+    render_judge_prompt,
+    render_short_prompt,
+    reply_schema,
+)
 from rlaif.rubric import rubric_from_dict
 
 RUBRIC = rubric_from_dict({

@@ -10,7 +10,7 @@ from rlaif.judges import Comparison, make_judge
 from rlaif.judges.combinators import DebiasedJudge
 from rlaif.judges.llm import AnthropicJudge, LLMJudgeSettings, OpenAIJudge, public_url
 from rlaif.judges.llm_api import MissingAPIKeyError
-from rlaif.judges.pricing import PriceTable, ModelPrice, actual_cost, estimate_cost, load_price_table
+from rlaif.judges.pricing import ModelPrice, PriceTable, actual_cost, estimate_cost, load_price_table
 from rlaif.judges.ranking import RankingTask, rank_candidates
 from rlaif.rubric import rubric_from_dict
 from store import Store

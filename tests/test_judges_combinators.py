@@ -9,10 +9,9 @@ from rlaif.judges import Comparison, Verdict, make_judge
 from rlaif.judges.base import Judge
 from rlaif.judges.combinators import DebiasedJudge, EnsembleJudge, TieredJudge, VerifierFirstJudge
 from rlaif.judges.fake import FakeJudge
+from rlaif.judges.ranking import RankingTask, best_and_worst, calls_per_prompt, copeland, rank_candidates
 from rlaif.judges.registry import JUDGE_NAMES
-from rlaif.judges.ranking import RankingTask, calls_per_prompt, rank_candidates
 from rlaif.judges.verifier import VerifierJudge
-from rlaif.judges.ranking import best_and_worst, copeland
 from rlaif.rubric import rubric_from_dict
 
 RUBRIC = rubric_from_dict({"name": "r", "criteria": [{"name": "ok", "hard": True, "verifier": "sql_executes"},

@@ -5,8 +5,8 @@ import pytest
 from rlaif.judges import Comparison, make_judge
 from rlaif.judges.combinators import DebiasedJudge
 from rlaif.judges.local import LocalJudge, load_judge_model
-from rlaif.smollm2 import default_local_model
 from rlaif.rubric import rubric_from_dict
+from rlaif.smollm2 import default_local_model
 
 RUBRIC = rubric_from_dict({"name": "arith", "criteria": [
     {"name": "correct", "description": "The answer is arithmetically correct.", "hard": True}]})

@@ -4,8 +4,7 @@ ranking API (``rank_candidates``) with a scripted fake judge, so a pair is decid
 from rlaif.config import PairConfig
 from rlaif.judges.base import Verdict
 from rlaif.judges.fake import FakeJudge
-from rlaif.judges.ranking import (Match, RankingTask, best_and_worst, copeland, rank_candidates,
-                                  round_robin_plan)
+from rlaif.judges.ranking import Match, RankingTask, best_and_worst, copeland, rank_candidates, round_robin_plan
 from rlaif.pairs import decide_pair
 from rlaif.rubric import rubric_from_dict
 

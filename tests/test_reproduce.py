@@ -3,14 +3,13 @@ manifest, dataset or checkpoint is refused with a message naming what differs.""
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from rlaif.cli import main
 from rlaif.datasets import load_prompts
-from rlaif.pipeline import RLAIFPipeline
 from rlaif.loop.reproduce import reproduce_manifest
+from rlaif.pipeline import RLAIFPipeline
 from store import Store
 from tests.test_pipeline import SAMPLE, make_config, tiny  # noqa: F401  (fixture)
 
@@ -71,7 +70,6 @@ def test_changed_parent_checkpoint_is_refused(finished):
 
 def test_cli_exit_code_says_match(finished, capsys):
     store, manifests, _, tmp_path = finished
-    path = str(store.path) if hasattr(store, "path") else None
     store.close()
     assert main(["--store", str(tmp_path / "s.duckdb"), "reproduce", str(manifests[0])]) == 0
     assert "MATCH" in capsys.readouterr().out

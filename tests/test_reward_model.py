@@ -5,9 +5,16 @@ import random
 import pytest
 import torch
 
-from rlaif.reward_model import (RewardConfig, load_reward_model, rank_accuracy, score_texts, split_holdout,
-                                to_trl_reward_config, train_reward_model)
 from rlaif.policy import select_device
+from rlaif.reward_model import (
+    RewardConfig,
+    load_reward_model,
+    rank_accuracy,
+    score_texts,
+    split_holdout,
+    to_trl_reward_config,
+    train_reward_model,
+)
 from tests.tiny_models import build_tiny_gpt2
 
 WORDS = ["revenue", "orders", "region", "West", "East", "total", "year", "units", "SELECT", "FROM"]

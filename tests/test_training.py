@@ -2,9 +2,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rlaif.config import TrainingConfig
-from rlaif.policy import model_hash
+from rlaif.policy import model_hash, select_device
 from rlaif.training import lora_config, to_dpo_config, train_dpo
-from rlaif.policy import select_device
 from tests.tiny_models import build_tiny_gpt2
 
 PAIRS = [{"prompt": f"Question: q{i}\nSQL:", "chosen": " SELECT 1;", "rejected": " SELECT 2 FROM raw;"}

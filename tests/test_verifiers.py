@@ -15,14 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from rlaif.evaluation import evaluate_outputs
 from rlaif.datasets import PromptRecord
+from rlaif.evaluation import evaluate_outputs
 from rlaif.judges.base import Comparison
 from rlaif.judges.ranking import RankingTask, rank_candidates
 from rlaif.judges.verifier import VerifierJudge
 from rlaif.rubric import RubricError, rubric_from_dict
-from rlaif.verifiers import (CRITERIA, VERIFIERS, VerifierOptionError, VerifierResult, open_verifier, task_success,
-                             validate_options)
+from rlaif.verifiers import (
+    CRITERIA,
+    VERIFIERS,
+    VerifierOptionError,
+    VerifierResult,
+    open_verifier,
+    task_success,
+    validate_options,
+)
 from rlaif.verifiers.json_schema import JsonSchemaOptions, JsonSchemaVerifier, json_equal
 from rlaif.verifiers.python_tests import PythonTestsOptions, PythonTestsVerifier, netns_prefix
 from rlaif.verifiers.regex import RegexOptions, RegexVerifier

@@ -6,16 +6,24 @@ import hashlib
 
 import pytest
 
-from rlaif.workbench.auth import (AuthConfigError, PermissionDenied, User, check_exposure, hash_password, load_users,
-                        sign_in, verify_password)
-from rlaif.workbench.tables import code_language, manifest_chain, short_id
-from rlaif.workbench.charts import judge_rates, length_figure, metric_figure, pairs_figure, run_chart_data
 from rlaif.judges.verifier import VerifierJudge
-from rlaif.workbench.jobs import format_seconds
 from rlaif.rubric import rubric_from_dict
-from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
-from rlaif.workbench.projects import run_config, set_dotted
 from rlaif.verifiers import open_verifier
+from rlaif.workbench.auth import (
+    AuthConfigError,
+    PermissionDenied,
+    User,
+    check_exposure,
+    hash_password,
+    load_users,
+    sign_in,
+    verify_password,
+)
+from rlaif.workbench.charts import judge_rates, length_figure, metric_figure, pairs_figure, run_chart_data
+from rlaif.workbench.jobs import format_seconds
+from rlaif.workbench.projects import run_config, set_dotted
+from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
+from rlaif.workbench.tables import code_language, manifest_chain, short_id
 from store import Store
 from tests.workbench_fixtures import REFERENCE, REJUDGE_PAIRS, SAMPLE, TEST_RUBRIC, seed_rejudge_run, seed_run
 

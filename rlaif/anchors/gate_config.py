@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_HOLDOUT_FRACTION, DEFAULT_MIN_ITEMS, DEFAULT_THRESHOLD
 from rlaif.core.fields import check, help_field
 
-
 _help, _check = help_field, check
 
 

@@ -208,6 +208,21 @@ def override_label(store, item_id: str, adjudicator: str, label: str, reason: st
                                      "method": "override", "note": reason}])
 
 
+def _consensus_of(latest: Sequence[dict[str, Any]], kind: str, method: str
+                  ) -> tuple[dict[str, ResolvedLabel], dict[str, list[str]]]:
+    """(the consensus label per item among annotators of ``kind``, each item's votes)."""
+    votes: dict[str, list[str]] = {}
+    for r in latest:
+        if r["annotator_kind"] == kind:
+            votes.setdefault(r["item_id"], []).append(r["label"])
+    resolved = {}
+    for item_id, labels in votes.items():
+        label = consensus(labels)
+        if label is not None:
+            resolved[item_id] = ResolvedLabel(label, method, sum(v != "skip" for v in labels))
+    return resolved, votes
+
+
 def resolved_labels(store, anchor_set_id: str, annotators: str = "human", split: str = "tuning",
                     slices: Sequence[str] | None = None) -> dict[str, ResolvedLabel]:
     """The label that counts per item of ``split`` (default: the tuning view, never the holdout)."""
@@ -218,24 +233,10 @@ def resolved_labels(store, anchor_set_id: str, annotators: str = "human", split:
     human: dict[str, ResolvedLabel] = {}
     oracle: dict[str, ResolvedLabel] = {}
     if annotators in ("human", "any"):
-        votes: dict[str, list[str]] = {}
-        for r in latest:
-            if r["annotator_kind"] == "human":
-                votes.setdefault(r["item_id"], []).append(r["label"])
-        for item_id, labels in votes.items():
-            label = consensus(labels)
-            if label is not None:
-                human[item_id] = ResolvedLabel(label, "consensus", sum(v != "skip" for v in labels))
+        human, votes = _consensus_of(latest, "human", "consensus")
         for adj in store.labels.adjudications(anchor_set_id, split=split):
             human[adj["item_id"]] = ResolvedLabel(adj["label"], adj["method"], len(votes.get(adj["item_id"], [])))
     if annotators in ("oracle", "any"):
-        votes = {}
-        for r in latest:
-            if r["annotator_kind"] == "oracle":
-                votes.setdefault(r["item_id"], []).append(r["label"])
-        for item_id, labels in votes.items():
-            label = consensus(labels)
-            if label is not None:
-                oracle[item_id] = ResolvedLabel(label, "oracle", sum(v != "skip" for v in labels))
+        oracle, _ = _consensus_of(latest, "oracle", "oracle")
     merged = {**oracle, **human} if annotators == "any" else (human if annotators == "human" else oracle)
     return {item_id: label for item_id, label in merged.items() if item_id in wanted}

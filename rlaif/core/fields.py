@@ -8,12 +8,15 @@ by name. A user's typo must get the same answer everywhere (``judge.options.modl
     threshold: float = help_field("Minimum judge-human kappa.", 0.72)
     check(0 <= self.threshold <= 1, "calibration.threshold", "must be in [0, 1]")
     opts = build_options(LocalJudgeOptions, {"batch_size": 8}, "judge.options")
+    cfg = build_options(RunConfig, yaml.safe_load(text), "", what="field")
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
+import typing
 from dataclasses import field
 from typing import Any, Mapping, TypeVar
 
@@ -57,31 +60,76 @@ def unknown_key(key: str, known: list[str], where: str, what: str = "option") ->
     return ConfigError(f"{where}.{key}" if where else str(key), f"unknown {what}{hint}; known: {', '.join(known)}")
 
 
-def build_options(cls: type[T], data: Mapping[str, Any] | None, where: str,
-                  error_type: type[ConfigError] = ConfigError) -> T:
-    """``cls(**data)`` for an options dataclass, with every problem named under ``where``.
+def type_ok(value: Any, annotation: Any) -> bool:
+    """Whether a value read from YAML fits a field's annotation (bools are not numbers; ints are floats)."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (Any,)
+        return isinstance(value, list) and all(type_ok(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def build_options(cls: type[T], data: Any, where: str, error_type: type[ConfigError] = ConfigError,
+                  what: str = "option") -> T:
+    """``cls(**data)`` for an options dataclass, every value checked against its annotation and every problem named
+    under ``where``; nested dataclass fields are built the same way from nested mappings.
 
     Unknown keys are refused with the closest known name; a ``ConfigError`` raised by the class's ``__post_init__``
-    (whose ``field_path`` is the bare field name) comes back prefixed with ``where``.
+    with a bare field name comes back prefixed with ``where`` (one that names its full path is left alone); a missing
+    required field says so with its help text.
     """
-    data = dict(data or {})
-    names = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("internal")]
-    for key in data:
-        if key not in names:
-            err = unknown_key(str(key), names, where)
+    if not isinstance(data, Mapping):
+        raise error_type(where or "<root>", f"must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in known:
+            err = unknown_key(str(key), list(known), where, what)
             raise error_type(err.field_path, err.problem)
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[key] = build_options(annotation, value if value is not None else {}, path, error_type, what)
+            continue
+        if isinstance(value, str) and annotation in (float, float | None):
+            try:  # YAML reads 5e-4 as a string
+                value = float(value)
+            except ValueError:
+                pass
+        if not type_ok(value, annotation):
+            raise error_type(path, f"expected {_type_name(annotation)}, got {value!r}")
+        kwargs[key] = value
     try:
-        return cls(**data)
+        return cls(**kwargs)
     except ConfigError as err:
-        if where and err.field_path.startswith(where):  # the class named its full path already
-            raise
+        if where and (err.field_path == where or err.field_path.startswith(where + ".")):
+            raise  # the class named its full path already
         raise err.under(where) from None
-    except TypeError as err:  # a required field is missing
-        missing = [f for f in dataclasses.fields(cls) if f.name not in data
+    except TypeError:  # a required field is missing
+        missing = [f for f in dataclasses.fields(cls) if f.name not in kwargs
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             name, why = missing[0].name, missing[0].metadata.get("help")
-            raise ConfigError(f"{where}.{name}" if where else name, "is required" + (f" ({why})" if why else "")) \
+            raise error_type(f"{where}.{name}" if where else name, "is required" + (f" ({why})" if why else "")) \
                 from None
         raise
 

@@ -8,7 +8,7 @@ built from judges), ``prompting`` (the rubric prompt and its parser), ``pricing`
     judge = make_judge("verifier", verify=sandbox_verifier.verify); verdicts = judge.compare(comparisons, rubric)
 """
 
-from rlaif.judges.base import Comparison, Judge, JudgeStats, Verdict, WINNERS
+from rlaif.judges.base import WINNERS, Comparison, Judge, JudgeStats, Verdict
 from rlaif.judges.registry import JUDGE_NAMES, JudgeSpec, make_judge, parse_spec
 
 __all__ = ["Comparison", "Judge", "JudgeSpec", "JudgeStats", "Verdict", "WINNERS", "JUDGE_NAMES", "make_judge",

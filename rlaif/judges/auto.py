@@ -53,8 +53,6 @@ class AutoOptions:
               "prefer", "must be a non-empty list of judge names, e.g. [anthropic, local]")
         unknown = [p for p in self.prefer if p not in KNOWN]
         check(not unknown, "prefer", f"unknown judge(s) {unknown}; auto chooses among {list(KNOWN)}")
-        for name in KNOWN:
-            check(isinstance(getattr(self, name) or {}, dict), name, "must be a mapping of that judge's options")
 
     def judge_options(self, name: str) -> dict[str, Any]:
         """The options ``name`` gets when chosen (API judges get a default model)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from rlaif.core.fields import ConfigError, check, help_field
-from rlaif.judges.base import (BuildContext, Comparison, Judge, JudgeStats, NestedSpec, Verdict, usage_sum)
+from rlaif.judges.base import BuildContext, Comparison, Judge, JudgeStats, NestedSpec, Verdict, usage_sum
 from rlaif.judges.pricing import JudgeCost
 from rlaif.judges.verifier import VerifierJudge
 from rlaif.rubric import Rubric

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlaif.core.fields import check
-from rlaif.judges.prompting import JudgePrompt
 from rlaif.judges.pricing import Usage
+from rlaif.judges.prompting import JudgePrompt
 
 
 class MissingAPIKeyError(RuntimeError):
@@ -33,7 +33,7 @@ class MissingAPIKeyError(RuntimeError):
 @dataclass
 class LLMJudgeSettings:
     model: str = field(metadata={"help": "Model name as the API spells it (e.g. claude-haiku-4-5, gpt-4o-mini); part "
-                                         "of the judge id and cache key. Required."})
+                                         "of the judge id and cache key."})
     base_url: str | None = field(default=None, metadata={
         "help": "API root; for OpenAI-compatible servers (vLLM, Ollama, llama.cpp) e.g. http://localhost:8000/v1."})
     api_key_env: str | None = field(default=None, metadata={

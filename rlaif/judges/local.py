@@ -24,10 +24,9 @@ from typing import Any, Sequence
 from rlaif.core.fields import build_options, check, help_field
 from rlaif.judges.base import Comparison, Judge, Verdict
 from rlaif.judges.prompting import TEMPLATE_VERSION, render_short_prompt
-from rlaif.policy import model_hash
+from rlaif.policy import load_tokenizer, model_hash
 from rlaif.rubric import Rubric
 from rlaif.smollm2 import default_local_model
-
 
 _MODELS: dict[tuple[str, str | None, str], tuple[Any, Any]] = {}
 _MODELS_LOCK = threading.Lock()
@@ -39,12 +38,10 @@ def load_judge_model(path: str, gguf_file: str | None = None, device: str = "cpu
     with _MODELS_LOCK:
         if key not in _MODELS:
             import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
             kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-            tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kwargs)
-            if tok.pad_token is None:
-                tok.pad_token = tok.eos_token
+            tok = load_tokenizer(path, gguf_file)
             tok.padding_side = "left"  # the last position of every row is then the answer position
             dtype = torch.float32 if device == "cpu" else torch.bfloat16
             model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype, **kwargs)

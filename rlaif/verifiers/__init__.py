@@ -8,8 +8,18 @@ of kinds and the criteria each produces is :data:`rlaif.verifiers.base.CRITERIA`
         v.verify('{"a": 1}', '{"a": 1}').criteria()   # {'json_parses': True, 'json_schema_valid': True, ...}
 """
 
-from rlaif.verifiers.base import (CRITERIA, CRITERION_NAMES, KINDS, SUCCESS_CRITERIA, Verifier, VerifierOptionError,
-                                  VerifierResult, extract_fenced, task_success, verify_many)
+from rlaif.verifiers.base import (
+                                  CRITERIA,
+                                  CRITERION_NAMES,
+                                  KINDS,
+                                  SUCCESS_CRITERIA,
+                                  Verifier,
+                                  VerifierOptionError,
+                                  VerifierResult,
+                                  extract_fenced,
+                                  task_success,
+                                  verify_many,
+)
 from rlaif.verifiers.registry import VERIFIERS, open_verifier, validate_options, verifier_options
 
 __all__ = ["CRITERIA", "CRITERION_NAMES", "KINDS", "SUCCESS_CRITERIA", "VERIFIERS", "Verifier",

@@ -46,7 +46,7 @@ REFERENCE_MODES = ("expected", "schema", "envelope")
 
 @dataclass
 class JsonSchemaOptions:
-    schema: dict[str, Any] | None = field(default=None, metadata={"help": "The task's JSON Schema, inline."})
+    schema: dict[str, Any] | bool | None = field(default=None, metadata={"help": "The task's JSON Schema, inline."})
     schema_file: str | None = field(default=None, metadata={
         "help": "A JSON (or YAML) file holding the task's schema, relative to the config file's folder."})
     reference: str | None = field(default=None, metadata={

@@ -60,8 +60,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlaif.verifiers.base import (Verifier, VerifierOptionError, VerifierResult, check_number, extract_fenced,
-                                  resolve_path)
+from rlaif.verifiers.base import (
+    Verifier,
+    VerifierOptionError,
+    VerifierResult,
+    check_number,
+    extract_fenced,
+    resolve_path,
+)
 
 NETWORK_MODES = ("auto", "netns", "guard")
 SOLUTION_FILE_MODULE = "solution"

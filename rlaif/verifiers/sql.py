@@ -33,8 +33,7 @@ from typing import Any, Iterator
 
 import duckdb
 
-from rlaif.verifiers.base import (CRITERIA, Verifier, VerifierOptionError, VerifierResult, check_number,
-                                  resolve_path)
+from rlaif.verifiers.base import CRITERIA, Verifier, VerifierOptionError, VerifierResult, check_number, resolve_path
 from rlaif.verifiers.sql_sandbox import ExecResult, SqlSandbox
 
 REL_TOL = 1e-6

@@ -53,8 +53,14 @@ from typing import Any, Iterable
 
 import duckdb
 
-from rlaif.verifiers.sql_parse import (DB_NAME, SAFE_TABLE_FUNCTIONS, SqlAnalysis, WarehouseFacts, analyse_macros,
-                                     analyse_statement)
+from rlaif.verifiers.sql_parse import (
+    DB_NAME,
+    SAFE_TABLE_FUNCTIONS,
+    SqlAnalysis,
+    WarehouseFacts,
+    analyse_macros,
+    analyse_statement,
+)
 
 __all__ = [
     "ERROR_KINDS",
