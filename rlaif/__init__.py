@@ -1,6 +1,8 @@
-"""RLAIF Workbench engine: sampling, verification, judging, pair building, DPO training, evaluation and gates.
+"""RLAIF Workbench: the engine (config, data, policy, verifiers, judges, anchors, pairs, training, evaluation, gates,
+manifests), the loop that runs it (``rlaif.loop``), and its two faces (``rlaif.cli``, ``rlaif.workbench``).
 
-The engine knows nothing of the UI; the CLI and the Streamlit pages both call it.
+The engine knows nothing of its faces: nothing outside ``rlaif.cli`` and ``rlaif.workbench`` imports them, and only
+the workbench's page context imports Streamlit (``tests/test_layers.py`` keeps it so).
 """
 
 __version__ = "0.1.0"
