@@ -15,7 +15,7 @@ import time
 import streamlit as st
 
 from rlaif.workbench.auth import AuthConfigError, User, check_exposure, load_users, sign_in
-from rlaif.workbench.page import PAGES, Workbench, default_labeller
+from rlaif.workbench.page import PAGES, Workbench, default_labeller, navigation_pages
 from rlaif.workbench.projects import discover_projects
 from rlaif.workbench.stores import default_store_path, open_store
 
@@ -99,12 +99,7 @@ def run() -> None:
                       position="hidden").run()
         return
     st.session_state["workbench"] = _sidebar(user, signed_in=bool(users))
-    pages = [st.Page(p.path, title=p.title, icon=p.icon) for p in PAGES if user.can(p.action)]
-    # The default page is served at "/" and has no path of its own, so no real page is the default (else a link to
-    # /runs would be "Page not found"): "/" lands on this hidden page, which forwards to the user's first page.
-    home = st.Page(lambda: st.switch_page(pages[0]), title="Workbench", url_path="home", default=True,
-                   visibility="hidden")
-    st.navigation([home, *pages]).run()
+    st.navigation(navigation_pages(p for p in PAGES if user.can(p.action))).run()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``; never ``playwright
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,9 +49,16 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
+    with streamlit_server(tmp, "browser-server.log") as (url, proc):
+        yield url, tmp, proc
+
+
+@contextlib.contextmanager
+def streamlit_server(tmp: Path, log_name: str):
+    """``streamlit run app.py`` on a free loopback port with a store in ``tmp``; yields (url, process)."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "browser-server.log", "w")
+    log = open(ARTIFACTS / log_name, "w")
     env = {**os.environ, "RLAIF_STORE": str(tmp / "wb.duckdb"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     for name in ("RLAIF_USERS", "RLAIF_PROJECTS"):  # the sample project, local single-user mode
@@ -70,11 +78,13 @@ def server(tmp_path_factory):
             pass
         assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start (see the log)"
         time.sleep(0.3)
-    yield url, tmp, proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(30)
-    log.close()
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +208,20 @@ def test_two_sessions_labelling_at_once_lose_no_label(server, browser):
         assert len(by["ann-0"]) == rounds and len(by["ann-1"]) == rounds
         history = [r for r in labels if r["annotator"] in by]
         assert all(r["shown_left"] in ("a", "b") for r in history)
+
+
+@pytest.mark.parametrize("first", ["runs", "label"])
+def test_deep_links_work_from_the_first_request_of_a_fresh_server(browser, tmp_path, first):
+    """A fresh server whose very first request is a deep link (Streamlit then runs the page file alone, in its
+    pages-folder mode) shows that page through the router; so do later sessions' links, /runs included, and "/"
+    forwards to the first page. No "Page not found" anywhere."""
+    with streamlit_server(tmp_path, f"browser-deep-links-{first}.log") as (url, _):
+        for path, title in ((first, first.capitalize()), ("runs", "Runs"), ("rubrics", "Rubrics"),
+                            ("label", "Label"), ("browse", "Browse"), ("", "Runs")):
+            page = open_page(browser, url, path)
+            page.get_by_role("heading", name=title, exact=True).wait_for()
+            page.wait_for_timeout(500)  # a "Page not found" dialog would arrive with the page's first render
+            assert page.get_by_text("Page not found").count() == 0, path
+            assert page.url.rstrip("/").endswith(f"/{path or 'runs'}"), (path, page.url)
+            sync_api.expect(page.get_by_role("link", name="Calibration")).to_have_count(1)  # the router's sidebar
+            page.context.close()

@@ -65,13 +65,26 @@ def default_labeller() -> str:
         return "local"
 
 
+def navigation_pages(entries) -> list:
+    """The router's ``st.Page`` list for ``entries``: a hidden default page first, then one page per entry.
+
+    Why a hidden default: Streamlit serves the default page at "/" and gives it no path of its own, so were a real
+    page the default, a link to it (/runs) would be "Page not found". "/" lands on the hidden page instead, which
+    forwards to the first page of the list (the first page this user may see).
+    """
+    pages = [st.Page(REPO_ROOT / e.path, title=e.title, icon=e.icon) for e in entries]
+    home = st.Page(lambda: st.switch_page(pages[0]), title="Workbench", url_path="home", default=True,
+                   visibility="hidden")
+    return [home, *pages]
+
+
 def page_context(action: str, denied: str) -> Workbench:
     """The first line of every page: this session's workbench, or a stop when the user may not ``action``."""
     wb = st.session_state.get("workbench")
     if wb is None:
         if not st.session_state.get("wb.rerouted"):  # a deep link on a fresh server: hand it to the router
             st.session_state["wb.rerouted"] = True
-            st.navigation([st.Page(REPO_ROOT / p.path) for p in PAGES], position="hidden")
+            st.navigation(navigation_pages(PAGES), position="hidden")
             st.rerun()
         st.error("Open the workbench through app.py (streamlit run app.py).")
         st.stop()
