@@ -23,7 +23,7 @@ from rlaif.workbench.charts import judge_rates, length_figure, metric_figure, pa
 from rlaif.workbench.jobs import format_seconds
 from rlaif.workbench.projects import run_config, set_dotted
 from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
-from rlaif.workbench.tables import code_language, manifest_chain, short_id
+from rlaif.workbench.tables import candidate_table, code_language, manifest_chain, short_id
 from store import Store
 from tests.workbench_fixtures import REFERENCE, REJUDGE_PAIRS, SAMPLE, TEST_RUBRIC, seed_rejudge_run, seed_run
 
@@ -153,3 +153,14 @@ def test_small_helpers():
     assert data == {"a": {"b": 3}, "loop": {"iterations": 2}}
     cfg = run_config(SAMPLE / "loop.yaml", {"loop.iterations": 1, "data.max_train_prompts": None})
     assert cfg.loop.iterations == 1 and cfg.data.max_train_prompts is None
+
+
+def test_candidate_rows_show_any_verifiers_criteria(tmp_path):
+    """The Browse page's candidate table reads the one result shape every verifier stores (its criteria)."""
+    with Store(tmp_path / "c.duckdb") as store, open_verifier("regex", {"pattern": "a+"}) as verifier:
+        run_id = seed_run(store, pairs=4)
+        rows = store.candidates.list(run_id)
+        assert [r["checks"] for r in candidate_table(rows)] == ["sql_executes=✓, sql_format=✓",
+                                                                 "sql_executes=✓, sql_format=✗"]
+        regex_row = {**rows[0], "verification": verifier.verify("aaa", None).to_dict()}
+        assert candidate_table([regex_row])[0]["checks"] == "regex_match=✓"

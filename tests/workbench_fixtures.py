@@ -85,7 +85,9 @@ def seed_run(store, run_id: str = "run-seed", *, pairs: int = 40, iterations: in
             store.pairs.add_many(rows)
             store.candidates.add_many([{"candidate_id": f"{run_id}-{it}-c{k}", "run_id": run_id, "iteration": it,
                                         "prompt_id": "q0000", "text": f"SELECT {k};", "temperature": 0.7, "seed": k,
-                                        "sample_index": k, "n_tokens": 3, "verification": {"executes": True}}
+                                        "sample_index": k, "n_tokens": 3,
+                                        "verification": {"kind": "sql", "criteria": {"sql_executes": True,
+                                                                                     "sql_format": k == 0}}}
                                        for k in range(2)])
             store.judgements.add_many([{"run_id": run_id, "iteration": it, "prompt_id": "q0000",
                                         "candidate_a": f"{run_id}-{it}-c0", "candidate_b": f"{run_id}-{it}-c1",

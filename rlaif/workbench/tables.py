@@ -57,10 +57,10 @@ def judgement_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def candidate_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per sampled candidate; ``checks`` lists the verifier's criteria, whatever the verifier kind."""
     out = []
     for r in rows:
-        v = r.get("verification") or {}
-        checks = {k: v[k] for k in ("executes", "matches", "allowlisted", "well_formatted") if k in v}
+        checks = (r.get("verification") or {}).get("criteria") or {}
         out.append({"iteration": r["iteration"], "prompt_id": r["prompt_id"], "sample": r["sample_index"],
                     "temperature": r["temperature"], "score": r["score"], "text": short(r["text"], 70),
                     "checks": ", ".join(f"{k}={'✓' if v else '✗'}" for k, v in checks.items())})
