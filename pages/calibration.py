@@ -4,6 +4,7 @@ inter-annotator agreement, and the locked holdout shown apart (reported, never d
 import streamlit as st
 
 from rlaif.anchors import adjudicate_majority, anchor_set_stats, kappa_gate, kappa_table
+from rlaif.anchors.defaults import ANNOTATOR_MODES, GATE_ON
 from rlaif.judges import JUDGE_NAMES
 from rlaif.rubric import DEFAULT_RUBRIC, load_rubric, rubric_from_dict
 from rlaif.workbench.charts import confusion_figure
@@ -22,7 +23,8 @@ if not sets:
 names = {s["anchor_set_id"]: f"{s['name']} · {s['n_items']} items" for s in sets}
 c1, c2 = st.columns([3, 1])
 set_id = c1.selectbox("Anchor set", list(names), format_func=names.get, key="c.set")
-annotators = c2.selectbox("Labels that count", ["human", "oracle", "any"], key="c.who")
+annotators = c2.selectbox("Labels that count", ANNOTATOR_MODES, key="c.who",
+                          index=ANNOTATOR_MODES.index(cfg.calibration.annotators))
 stats = anchor_set_stats(store, set_id)
 
 # ---- the gate -------------------------------------------------------------------------------------------------------
@@ -31,16 +33,21 @@ rubrics = {"project file": load_rubric(cfg.resolve(cfg.rubric)) if cfg.rubric an
            else DEFAULT_RUBRIC}
 rubrics.update({f"{v['name']} · {v['rubric_version'][:12]}": rubric_from_dict(v["body"])
                 for v in store.rubrics.list()})
-g1, g2, g3, g4 = st.columns(4)
+g1, g2, g3, g4, g5 = st.columns(5)
 judge_name = g1.selectbox("Judge", list(dict.fromkeys([cfg.judge.name, *JUDGE_NAMES])), key="c.judge")
 rubric = rubrics[g2.selectbox("Rubric version", list(rubrics), key="c.rubric")]
 threshold = g3.number_input("Kappa threshold", -1.0, 1.0, float((kappa_field(cfg) or (None, 0.72))[1]), 0.01)
-min_items = g4.number_input("Min labelled items", 1, 10_000, 30)
+gate_on = g4.selectbox("Gate on", GATE_ON, index=GATE_ON.index(cfg.calibration.gate_on), key="c.gate_on",
+                       help="lower_bound: kappa's 95% CI lower bound must clear the threshold (the anchors must show "
+                            "agreement); point: kappa itself.")
+min_items = g5.number_input("Min labelled items", 1, 10_000, cfg.calibration.min_items)
 may_spend = not spends_api(cfg, judge_name) or wb.can("spend_api")
 if st.button("Measure and decide", type="primary", disabled=not may_spend):
     try:
         with project_judge(cfg, judge_name, store=store) as judge:
-            kappa_gate(store, judge, rubric, set_id, threshold=threshold, min_items=min_items, annotators=annotators)
+            kappa_gate(store, judge, rubric, set_id, threshold=threshold, min_items=min_items, annotators=annotators,
+                       gate_on=gate_on, per_slice=cfg.calibration.per_slice,
+                       min_items_per_slice=cfg.calibration.min_items_per_slice)
     except (ValueError, RuntimeError, OSError) as err:
         st.error(f"The judge could not run: {redact_secrets(str(err))}")
 reports = store.anchors.kappa_reports(set_id, limit=50)
@@ -51,8 +58,11 @@ if reports:
            f"{last['reason']}")
     m1, m2, m3, m4 = st.columns(4)
     ci = last["ci"]
-    m1.metric("Kappa (tuning)", "—" if last["kappa"] is None else f"{last['kappa']:.3f}",
-              help="Cohen's kappa on the non-holdout anchors: the number the gate decides on.")
+    degenerate = last.get("degenerate")
+    decides_on = "it" if last.get("rule", {}).get("gate_on") == "point" else "its CI lower bound"
+    m1.metric("Kappa (tuning)", "—" if last["kappa"] is None or degenerate else f"{last['kappa']:.3f}",
+              help="Cohen's kappa on the non-holdout anchors. " + (
+                  f"Not a measurement here: {last['reason']}" if degenerate else f"The gate decides on {decides_on}."))
     m2.metric("95% CI", "—" if None in ci else f"{ci[0]:.2f} … {ci[1]:.2f}")
     m3.metric("Items", last["n"])
     m4.metric("Invalid verdicts", last["n_invalid"])
@@ -101,12 +111,22 @@ st.caption(f"{stats['human_coverage']['labelled_1+']} items labelled by a person
            f"{stats['human_coverage']['labelled_2+']} by two or more · "
            f"{stats['unresolved_conflicts']} unresolved conflicts · "
            f"holdout {stats['n_holdout']} of {stats['n_items']}")
+adj, split = stats["adjudication"], stats["label_split"]
+a1, a2 = st.columns(2)
+a1.dataframe([{"items with 2+ labels": adj["n"], "unanimous": adj["unanimous"], "majority": adj["majority"],
+               "conflicts": adj["conflicts"], "overridden": adj["overridden"]}], hide_index=True)
+a2.dataframe([{"split": name, **counts} for name, counts in split.items()], hide_index=True)
 iaa = stats["inter_annotator"]
 if iaa:
     st.dataframe([{"annotators": " × ".join(p["annotators"]), "n": p["n"], "kappa": p["kappa"],
                    "raw agreement": p["raw_agreement"]} for p in iaa["pairwise"]], hide_index=True)
+    f1, f2 = st.columns(2)
     if iaa["fleiss_kappa"] is not None:
-        st.metric("Fleiss' kappa", f"{iaa['fleiss_kappa']:.3f}", help=f"over {iaa['fleiss_n']} items")
+        f1.metric("Fleiss' kappa", f"{iaa['fleiss_kappa']:.3f}", help=f"over {iaa['fleiss_n']} items")
+    alpha = iaa["krippendorff_alpha"]
+    ci = "—" if None in alpha["ci"] else f"{alpha['ci'][0]:.2f} … {alpha['ci'][1]:.2f}"
+    f2.metric("Krippendorff's alpha", "—" if alpha["alpha"] is None else f"{alpha['alpha']:.3f}",
+              help=f"Nominal, missing labels allowed; 95% CI {ci} over {alpha['n']} items with 2+ labels.")
 if wb.can("manage_anchors") and st.button("Record majority labels (adjudicate)"):
     summary = adjudicate_majority(store, set_id, adjudicator=f"majority:{wb.labeller}")
     st.success(f"Recorded {len(summary.recorded)} majorities; {len(summary.conflicts)} conflicts need an adjudicator.")

@@ -6,7 +6,7 @@ annotator's label. Model text is shown as text/code blocks, never rendered as HT
 
 import streamlit as st
 
-from rlaif.anchors import AnchorImportError, import_anchor_file, next_item, record_label
+from rlaif.anchors import ImportOptions, import_anchor_file, next_item, record_label
 from rlaif.workbench.page import page_context
 from rlaif.workbench.projects import project_anchor_files
 from rlaif.workbench.tables import code_language
@@ -20,12 +20,19 @@ if wb.can("manage_anchors"):
     files = project_anchor_files(wb.project_path)
     with st.expander("Import an anchor set", expanded=not sets):
         path = st.selectbox("Anchor file", files, format_func=lambda p: p.name) if files else None
+        mapping = st.text_input(
+            "Label columns", placeholder="ana_label=ana, bo_label=bo, winner",
+            help="Columns holding labels that are not named label_<annotator>, as COLUMN=ANNOTATOR (or COLUMN to "
+                 "name the annotator after it), comma-separated. A file with unmapped label-like columns is refused "
+                 "so that no label is lost.")
         if st.button("Import", disabled=path is None):
             try:
-                result = import_anchor_file(store, path)
+                specs = [spec.strip() for spec in mapping.replace("\n", ",").split(",") if spec.strip()]
+                result = import_anchor_file(store, path, options=ImportOptions(label_columns=specs))
+                counts = ", ".join(f"{who} {n}" for who, n in result.label_counts.items()) or "none"
                 st.success(f"{'Imported' if result.created else 'Already imported:'} {result.n_items} items "
-                           f"({result.n_holdout} locked in the holdout).")
-            except AnchorImportError as err:
+                           f"({result.n_holdout} locked in the holdout). Labels: {counts}.")
+            except ValueError as err:  # AnchorImportError and a malformed mapping alike
                 st.error(str(err))
             sets = store.anchors.list_sets()
 if not sets:

@@ -4,6 +4,9 @@ the kappa reports the calibration gate decided on.
 An anchor set is written once, items and initial labels together in one transaction, so a bad import leaves
 nothing. Its holdout flags are set at that moment and never updated. Reads take a ``split``: ``"tuning"`` goes
 through the ``anchor_tuning_items`` view, which cannot return a holdout item; ``"holdout"`` is for reporting only.
+A set is deleted whole (``delete_set``: items, labels, adjudications, verdicts and kappa reports in one
+transaction); whether a run still names it is :meth:`AnchorsRepository.referencing_manifests`, and the decision to
+delete anyway belongs to the engine (``rlaif.anchors.sets.delete_anchor_set``), never to this layer.
 
     created = store.anchors.create_set(set_row, item_rows, label_rows)
     items = store.anchors.items("as-1f2e...", split="tuning")
@@ -16,6 +19,13 @@ from typing import Any
 from store.anchor_tables import ITEM_COLUMNS, LABEL_COLUMNS, SET_COLUMNS, VERDICT_COLUMNS, split_relation
 from store.bulk import insert_rows, new_id, to_json
 from store.db import Repository
+from store.query import where_clause
+
+#: What a set owns, children before parents: (table, whether its rows reach the set through their item_id).
+SET_TABLES = (("judge_anchor_verdicts", True), ("anchor_labels", True), ("adjudications", True),
+              ("kappa_reports", False), ("anchor_items", False), ("anchor_sets", False))
+# the calibration gate's record in a run manifest (rlaif.anchors.gate.GateResult.to_dict, stored by the pipeline)
+_GATE_SET_ID = "json_extract_string(body, '$.calibration_gate.anchor_set_id') = ?"
 
 
 class AnchorsRepository(Repository):
@@ -53,6 +63,24 @@ class AnchorsRepository(Repository):
         )
         return report_id
 
+    def delete_set(self, anchor_set_id: str) -> dict[str, int]:
+        """Delete a set and every row keyed to it, all or nothing; rows removed per table (``SET_TABLES`` names).
+
+        LookupError when there is no such set. Manifests are not touched: they are the record of what ran.
+        """
+
+        def delete(cur) -> dict[str, int]:
+            if not self._row("anchor_sets", key={"anchor_set_id": anchor_set_id}, select="1 AS found"):
+                raise LookupError(f"no anchor set {anchor_set_id!r} to delete (store.anchors.list_sets() lists them)")
+            where, params = where_clause(key={"anchor_set_id": anchor_set_id})
+            removed = {}
+            for table, by_item in SET_TABLES:
+                target = f"WHERE item_id IN (SELECT item_id FROM anchor_items {where})" if by_item else where
+                removed[table] = int(cur.execute(f"DELETE FROM {table} {target}", params).fetchone()[0])
+            return removed
+
+        return self._db.write(delete)
+
     # ---- reads
 
     def get_set(self, anchor_set_id: str) -> dict[str, Any] | None:
@@ -78,6 +106,12 @@ class AnchorsRepository(Repository):
             key={"i.anchor_set_id": anchor_set_id}, where={"v.judge_id": judge_id, "v.rubric_version": rubric_version},
             select="v.*, i.slice", order_by="i.position, v.judge_id, v.rubric_version",
         )
+
+    def referencing_manifests(self, anchor_set_id: str) -> list[dict[str, Any]]:
+        """Run manifests whose calibration gate decided on this set: manifest_id, run_id, iteration."""
+        return self._rows("manifests", where_sql=_GATE_SET_ID, where_args=[anchor_set_id],
+                          select="manifest_id, run_id, iteration",
+                          order_by="run_id, iteration NULLS FIRST, manifest_id")
 
     def kappa_reports(self, anchor_set_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         return self._rows("kappa_reports", where={"anchor_set_id": anchor_set_id or None}, order_by="report_id DESC",

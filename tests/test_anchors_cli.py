@@ -33,7 +33,7 @@ def test_import_stats_export_and_kappa_on_the_sample(workspace, capsys):
     assert set_id in capsys.readouterr().out
 
     code = rlaif(db, "kappa", "--judge", "verifier", "--rubric", str(SAMPLE / "rubric.yaml"), "--config",
-                 str(SAMPLE / "loop.yaml"), "--annotators", "oracle")
+                 str(SAMPLE / "loop.yaml"), "--anchor-set", set_id, "--include-holdout")
     out = capsys.readouterr().out
     assert code == 0 and "GATE PASSED" in out and "locked holdout" in out
     code = rlaif(db, "kappa", "--judge", "biased", "--rubric", str(SAMPLE / "rubric.yaml"), "--annotators",

@@ -45,28 +45,94 @@ def test_gate_permits_an_agreeing_judge_and_blocks_a_disagreeing_one(store):
     good = kappa_gate(store, judge_with_accuracy(store, set_id, truth), DEFAULT_RUBRIC, set_id)
     assert good.passed and good.decision == "passed" and good.kappa == 1.0 and good.n == 48
     assert good.ci == (1.0, 1.0) and good.raw_agreement == 1.0 and not good.override
-    assert "kappa 1.000 >= threshold 0.72 on 48 non-holdout human-labelled items" == good.reason
+    assert good.reason == ("the 95% CI's lower bound 1.000 >= threshold 0.72 (kappa 1.000, 95% CI [1.000, 1.000]) "
+                           "on 48 non-holdout human-labelled items (rule: lower_bound)")
     assert set(good.slices) == {"count", "ranking"} and good.holdout["n"] == 12
 
     bad = kappa_gate(store, judge_with_accuracy(store, set_id, truth, wrong_every=2, judge_id="half"),
                      DEFAULT_RUBRIC, set_id)
     assert not bad.passed and bad.decision == "blocked" and bad.kappa < 0.72
-    assert bad.reason.startswith(f"kappa {bad.kappa:.3f} < threshold 0.72")
+    assert bad.reason.startswith(f"the 95% CI's lower bound {bad.ci[0]:.3f} < threshold 0.72 (kappa {bad.kappa:.3f}")
     assert bad.ci[0] <= bad.kappa <= bad.ci[1]
 
 
 def test_threshold_and_min_items_are_configurable(store):
     set_id, truth = labelled_set(store, 60)
     judge = judge_with_accuracy(store, set_id, truth, wrong_every=5)  # 80% raw agreement
-    strict = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.9)
-    lenient = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.5)
+    strict = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.9, gate_on="point")
+    lenient = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.5, gate_on="point")
     assert strict.kappa == lenient.kappa and 0.5 < strict.kappa < 0.9
     assert not strict.passed and lenient.passed
+    assert lenient.reason.startswith(f"kappa {lenient.kappa:.3f} >= threshold 0.50") and "point estimate" in \
+        lenient.reason
     few = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.5, min_items=49)
     assert not few.passed and few.reason == ("too few labelled items: 48 non-holdout human-labelled items, "
                                              "the gate needs at least 49")
     with pytest.raises(ValueError):
         kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=1.5)
+
+
+def test_the_lower_bound_gate_blocks_a_point_estimate_that_passes_by_luck(store):
+    """kappa 0.633 on 48 items clears a 0.5 threshold, but its 95% CI reaches down to 0.455: the anchors do not show
+    agreement above 0.5. The default rule (lower bound) blocks and says why; the point rule passes."""
+    set_id, truth = labelled_set(store, 60)
+    judge = judge_with_accuracy(store, set_id, truth, wrong_every=5)
+    point = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.5, gate_on="point")
+    bound = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.5)
+    assert point.passed and point.kappa > 0.5 and bound.kappa == point.kappa
+    assert not bound.passed and bound.ci[0] < 0.5 and bound.rule["gate_on"] == "lower_bound"
+    assert bound.reason.startswith(f"the 95% CI's lower bound {bound.ci[0]:.3f} < threshold 0.50")
+    assert bound.to_dict()["rule"] == {"threshold": 0.5, "min_items": 30, "gate_on": "lower_bound",
+                                       "per_slice": False, "min_items_per_slice": 10}
+
+
+def test_per_slice_gating_needs_every_slice_to_pass(store):
+    """Overall agreement can hide a slice where the judge is wrong: with per_slice that slice blocks, by name."""
+    set_id, truth = labelled_set(store, 60)  # slices "count" and "ranking", alternating
+    position = {i["item_id"]: (i["position"], i["slice"]) for i in store.anchors.items(set_id)}
+
+    def decide(c):  # right on every "count" item, wrong on every other "ranking" item
+        p, name = position[c.prompt_id]
+        label = truth[p]
+        wrong = name == "ranking" and p % 4 == 1
+        return ("b" if label == "A" else "a") if wrong else WINNER[label]
+
+    judge = FakeJudge("slice-weak", default=decide)
+    overall = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.5, gate_on="point")
+    gated = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.5, gate_on="point", per_slice=True,
+                       min_items_per_slice=10)
+    weak = gated.slices["ranking"]["kappa"]
+    assert overall.passed and not gated.passed and weak < 0.5 < gated.slices["count"]["kappa"]
+    assert gated.reason.startswith("slice 'ranking' fails (every gated slice must pass): kappa")
+    few = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, threshold=0.0, gate_on="point", per_slice=True,
+                     min_items_per_slice=25)
+    assert not few.passed and "too few labelled items: 24 non-holdout human-labelled items of slice" in few.reason
+
+
+def test_degenerate_verdicts_are_said_in_words_not_as_kappa_zero(store):
+    set_id, truth = labelled_set(store, 60)
+    invalid = kappa_gate(store, FakeJudge("broken", default="invalid"), DEFAULT_RUBRIC, set_id)
+    assert not invalid.passed and invalid.degenerate == "all_invalid" and "kappa 0.000" not in invalid.reason
+    assert invalid.reason.startswith("every verdict was invalid (48 of 48 non-holdout human-labelled items)")
+    one = kappa_gate(store, FakeJudge("always-a", default="a"), DEFAULT_RUBRIC, set_id)
+    assert not one.passed and one.degenerate == "judge_one_class"
+    assert one.reason.startswith("the judge gave the same answer (A) to all 48")
+
+
+def test_a_limit_judges_a_seeded_stratified_sample_first(store):
+    set_id, truth = labelled_set(store, 60)
+    judge = judge_with_accuracy(store, set_id, truth)
+    result = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, limit=20, min_items=10, report_holdout=False,
+                        n_resamples=200)
+    assert result.n == 20 and result.n_labelled == 48 and len(judge.history) == 20  # only the sample was judged
+    assert {name: s["n"] for name, s in result.slices.items()} == {"count": 10, "ranking": 10}
+    assert "a stratified sample of 48" in result.reason
+    kappa_gate(store, judge_with_accuracy(store, set_id, truth, judge_id="other"), DEFAULT_RUBRIC, set_id, limit=20,
+               min_items=10, report_holdout=False, n_resamples=200)
+    # the same seed draws the same items, whatever the judge; no holdout item is ever in the sample
+    judged = {v["item_id"] for v in store.anchors.verdicts(set_id, judge_id="other")}
+    assert judged == {v["item_id"] for v in store.anchors.verdicts(set_id, judge_id="fake")} and len(judged) == 20
+    assert not judged & {i["item_id"] for i in store.anchors.items(set_id, split="holdout")}
 
 
 def test_only_the_requested_annotators_count(store):
@@ -86,7 +152,8 @@ def test_override_is_explicit_needs_a_reason_and_is_recorded(store):
     result = kappa_gate(store, judge, DEFAULT_RUBRIC, set_id, override=True,
                         override_reason="demo run; labels being redone")
     assert result.passed and result.override and result.decision == "overridden"
-    assert result.reason.startswith("OVERRIDDEN (demo run; labels being redone); the gate would have blocked: kappa")
+    assert result.reason.startswith("OVERRIDDEN (demo run; labels being redone); the gate would have blocked: the 95% "
+                                    "CI's lower bound")
     row = store.anchors.kappa_reports(set_id)[0]
     assert row["report_id"] == result.report_id
     assert row["override"] and row["passed"] and row["override_reason"] == "demo run; labels being redone"

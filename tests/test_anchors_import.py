@@ -197,8 +197,8 @@ def test_a_bad_label_on_line_n_is_named_as_line_n(store, tmp_path):
     good = {"prompt": "q", "response_a": "a", "response_b": "b", "label_ana": "A"}
     path = tmp_path / "labels.jsonl"
     path.write_text(json.dumps(good) + "\n\n" + json.dumps(good) + "\n"
-                    + json.dumps({**good, "label_ana": "left"}) + "\n", encoding="utf-8")
-    err = _raises(store, path, "labels.jsonl: line 4: field 'label_ana': label must be A, B, tie or skip, got 'left'")
+                    + json.dumps({**good, "label_ana": "maybe"}) + "\n", encoding="utf-8")
+    err = _raises(store, path, "labels.jsonl: line 4: field 'label_ana': label must be A, B, tie or skip, got 'maybe'")
     assert err.line == 4 and err.field == "label_ana"
 
 

@@ -269,6 +269,32 @@ def test_calibration_page_runs_the_gate_and_shows_kappa(env):
     assert "Holdout" in texts(at)
 
 
+def test_calibration_page_shows_alpha_and_the_adjudication_split(env):
+    """Three people labelled the same items, one of them differing on 3: the page shows Fleiss' kappa and
+    Krippendorff's alpha as the engine computes them, and how many items are unanimous, majority or in conflict."""
+    from rlaif.anchors.stats import anchor_set_stats
+
+    at = open_page("label")
+    next(b for b in at.button if b.label == "Import").click().run()
+    s = store(env)
+    set_id = s.anchors.list_sets()[0]["anchor_set_id"]
+    items = s.anchors.items(set_id)[:12]
+    labels = [{"item_id": i["item_id"], "annotator": who, "annotator_kind": "human", "shown_left": "a",
+               "label": ("A", "B", "tie")[(k + (who == "bo" and k % 4 == 0)) % 3]}
+              for k, i in enumerate(items) for who in ("ana", "bo", "cy")]
+    s.labels.add_many(labels)
+    at.switch_page("pages/calibration.py").run()
+    assert not at.exception, at.exception
+    expected = anchor_set_stats(s, set_id)
+    alpha = expected["inter_annotator"]["krippendorff_alpha"]["alpha"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Krippendorff's alpha"] == f"{alpha:.3f}" and 0 < alpha < 1
+    assert metrics["Fleiss' kappa"] == f"{expected['inter_annotator']['fleiss_kappa']:.3f}"
+    split = next(d.value for d in at.dataframe if "unanimous" in d.value.columns)
+    assert split.iloc[0].to_dict() == {"items with 2+ labels": 12, "unanimous": 9, "majority": 3, "conflicts": 0,
+                                       "overridden": 0}
+
+
 def independent_kappa(s, judge_id: str) -> tuple[float, int]:
     """Cohen's kappa of a judge's stored anchor verdicts against the oracle labels, by scikit-learn directly."""
     from sklearn.metrics import cohen_kappa_score

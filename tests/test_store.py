@@ -323,6 +323,52 @@ def test_unknown_column_names_are_refused(store):
         repo._rows("anchor_tuning_items", where={"run_id": "r0"})
 
 
+# ---- anchor sets: deleted whole, and the manifests that name one
+
+
+def _anchor_set(store, set_id, n=3):
+    items = [{"item_id": f"{set_id}-{i}", "anchor_set_id": set_id, "prompt": f"q{i}", "response_a": "a",
+              "response_b": "b", "is_holdout": i == 0, "position": i} for i in range(n)]
+    labels = [{"label_id": f"{set_id}-l{i}", "item_id": f"{set_id}-{i}", "annotator": "ana", "annotator_kind": "human",
+               "label": "A"} for i in range(n)]
+    store.anchors.create_set({"anchor_set_id": set_id, "name": set_id, "holdout_fraction": 0.3, "holdout_seed": 0,
+                              "n_items": n}, items, labels)
+    store.labels.add_adjudications([{"item_id": f"{set_id}-1", "adjudicator": "lead", "label": "B",
+                                     "method": "override", "note": "reason"}])
+    store.anchors.save_verdicts([{"item_id": f"{set_id}-{i}", "judge_id": "j", "rubric_version": "r", "winner": "a"}
+                                 for i in range(n)])
+    store.anchors.add_kappa_report({"anchor_set_id": set_id, "judge_id": "j", "rubric_version": "r",
+                                    "annotators": "human", "n": n, "passed": True, "body": {"n": n}})
+
+
+def test_delete_set_removes_every_row_of_one_set_in_one_go(store):
+    _anchor_set(store, "as-x")
+    _anchor_set(store, "as-y", n=2)
+    removed = store.anchors.delete_set("as-x")
+    assert removed == {"judge_anchor_verdicts": 3, "anchor_labels": 3, "adjudications": 1, "kappa_reports": 1,
+                       "anchor_items": 3, "anchor_sets": 1}
+    assert store.anchors.get_set("as-x") is None and store.anchors.items("as-x") == []
+    assert store.anchors.verdicts("as-x") == [] and store.anchors.kappa_reports("as-x") == []
+    assert store.labels.history("as-x-1") == [] and store.labels.adjudications("as-x") == []
+    assert len(store.anchors.items("as-y")) == 2 and len(store.labels.latest("as-y")) == 2
+    assert len(store.anchors.verdicts("as-y")) == 2 and len(store.labels.adjudications("as-y")) == 1
+    assert len(store.anchors.kappa_reports("as-y")) == 1
+    with pytest.raises(LookupError, match="no anchor set 'as-x' to delete"):
+        store.anchors.delete_set("as-x")
+
+
+def test_referencing_manifests_reads_the_calibration_gate_of_each_manifest(store):
+    store.manifests.write("m1", "r1", 1, {"calibration_gate": {"anchor_set_id": "as-x", "decision": "passed"}})
+    store.manifests.write("m2", "r1", 2, {"calibration_gate": {"anchor_set_id": "as-x", "decision": "passed"}})
+    store.manifests.write("m3", "r2", 1, {"calibration_gate": {"anchor_set_id": "as-y"}})
+    store.manifests.write("m4", "r3", 1, {"calibration_gate": {"decision": "not_configured"}})
+    store.manifests.write("m5", "r4", 1, {"note": "as-x"})  # the id elsewhere in a body is not a reference
+    assert store.anchors.referencing_manifests("as-x") == [{"manifest_id": "m1", "run_id": "r1", "iteration": 1},
+                                                           {"manifest_id": "m2", "run_id": "r1", "iteration": 2}]
+    assert [m["run_id"] for m in store.anchors.referencing_manifests("as-y")] == ["r2"]
+    assert store.anchors.referencing_manifests("as-z") == []
+
+
 # ---- threads
 
 

@@ -10,7 +10,9 @@ Conventions:
   so it can only ever count as a disagreement (an unparseable verdict must not hide from the gate);
 * ties are reported both ways: 3-class (A/B/tie, the gate's number) and 2-class (items where both sides picked
   A or B; ties and invalid verdicts excluded);
-* Fleiss' kappa is implemented here (scikit-learn has none) and accepts a varying number of raters per item.
+* Fleiss' kappa is implemented here (scikit-learn has none) and accepts a varying number of raters per item;
+  Krippendorff's alpha (nominal, :mod:`rlaif.anchors.krippendorff`) sits beside it because it is defined on
+  incomplete designs (each item labelled by whoever labelled it) and gets the same item-resampling bootstrap CI.
 
     report = judge_human_agreement(human=["A", "B", "tie"], judge=["A", "B", "A"], seed=0)
     report.kappa, report.ci, report.confusion
@@ -25,6 +27,8 @@ from itertools import combinations
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from rlaif.anchors.krippendorff import alpha_nominal, alphas_of_resamples, pairable
 
 # scikit-learn is imported where it is used: it takes seconds to import, and every `rlaif` command imports this
 # package through the CLI's parser.
@@ -133,16 +137,22 @@ def bootstrap_kappas(y1: Sequence[str], y2: Sequence[str], labels: Sequence[str]
     return out
 
 
+def percentile_ci(estimates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap estimates, resamples where the statistic is undefined (NaN) left out;
+    (nan, nan) when none is defined."""
+    estimates = np.asarray(estimates, dtype=np.float64)
+    estimates = estimates[~np.isnan(estimates)]
+    if estimates.size == 0:
+        return (float("nan"), float("nan"))
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(estimates, [tail, 100.0 - tail])
+    return (float(low), float(high))
+
+
 def bootstrap_ci(y1: Sequence[str], y2: Sequence[str], labels: Sequence[str], *, n_resamples: int = 1000,
                  seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of Cohen's kappa; (nan, nan) when no resample defines kappa."""
-    kappas = bootstrap_kappas(y1, y2, labels, n_resamples=n_resamples, seed=seed)
-    kappas = kappas[~np.isnan(kappas)]
-    if kappas.size == 0:
-        return (float("nan"), float("nan"))
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(kappas, [tail, 100.0 - tail])
-    return (float(low), float(high))
+    return percentile_ci(bootstrap_kappas(y1, y2, labels, n_resamples=n_resamples, seed=seed), level)
 
 
 @dataclass(frozen=True)
@@ -254,20 +264,53 @@ def fleiss_kappa(counts: np.ndarray | Sequence[Sequence[int]]) -> float:
     return float((observed - expected) / (1.0 - expected))
 
 
+def label_counts(labels_by_item: Mapping[str, Sequence[str]], categories: Sequence[str] = LABELS) -> np.ndarray:
+    """{item: [each annotator's label]} as an items x categories table of counts, in the mapping's item order."""
+    index = {c: i for i, c in enumerate(categories)}
+    table = np.zeros((len(labels_by_item), len(categories)), dtype=np.int64)
+    for row, labels in enumerate(labels_by_item.values()):
+        for label in labels:
+            if label not in index:
+                raise ValueError(f"label {label!r} is not one of {list(categories)} (drop skips before counting)")
+            table[row, index[label]] += 1
+    return table
+
+
 def fleiss_from_labels(labels_by_item: Mapping[str, Sequence[str]],
                        categories: Sequence[str] = LABELS) -> tuple[float, int]:
     """Fleiss' kappa from {item: [each annotator's label]}; returns (kappa, items with 2+ ratings)."""
-    index = {c: i for i, c in enumerate(categories)}
-    rows = []
-    for labels in labels_by_item.values():
-        row = [0] * len(categories)
-        for label in labels:
-            row[index[label]] += 1
-        if sum(row) >= 2:
-            rows.append(row)
-    if not rows:
+    rows = pairable(label_counts(labels_by_item, categories))
+    if rows.shape[0] == 0:
         return float("nan"), 0
-    return fleiss_kappa(np.array(rows)), len(rows)
+    return fleiss_kappa(rows), int(rows.shape[0])
+
+
+@dataclass(frozen=True)
+class KrippendorffAlpha:
+    """Nominal alpha over the items with 2+ labels, with a percentile bootstrap CI over those items."""
+
+    alpha: float
+    ci: tuple[float, float]
+    n: int  # items with 2+ labels (the pairable units; items with one label cannot be compared)
+    n_values: int  # labels on those items: the n of Krippendorff's formula
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alpha": _nan_to_none(self.alpha), "ci": [_nan_to_none(c) for c in self.ci], "n": self.n,
+                "n_values": self.n_values}
+
+
+def krippendorff_alpha(labels_by_item: Mapping[str, Sequence[str]], categories: Sequence[str] = LABELS, *,
+                       n_resamples: int = 1000, seed: int = 0, level: float = 0.95) -> KrippendorffAlpha:
+    """Krippendorff's alpha (nominal) from {item: [each annotator's label]}, missing labels allowed.
+
+    The CI resamples the pairable items with replacement (the draws of :func:`iter_resample_indices`, vectorised
+    like the kappa bootstrap) and takes the percentile interval of the resamples where alpha is defined.
+    """
+    counts = pairable(label_counts(labels_by_item, categories))
+    units = counts.shape[0]
+    draws = iter_resample_indices(units, n_resamples, seed) if units else ()
+    return KrippendorffAlpha(alpha=alpha_nominal(counts), ci=percentile_ci(alphas_of_resamples(counts, draws), level),
+                             n=units, n_values=int(counts.sum()))
 
 
 @dataclass(frozen=True)
@@ -276,20 +319,24 @@ class InterAnnotatorAgreement:
     pairwise: list[dict[str, Any]] = field(default_factory=list)  # {annotators, n, kappa, raw_agreement}
     fleiss_kappa: float | None = None  # only with 3+ annotators
     fleiss_n: int = 0
+    krippendorff_alpha: KrippendorffAlpha | None = None  # with 2+ annotators, over the items with 2+ labels
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["annotators"] = list(self.annotators)
         out["fleiss_kappa"] = _nan_to_none(self.fleiss_kappa)
         out["pairwise"] = [{**p, "kappa": _nan_to_none(p["kappa"])} for p in self.pairwise]
+        out["krippendorff_alpha"] = self.krippendorff_alpha.to_dict() if self.krippendorff_alpha else None
         return out
 
 
-def inter_annotator_agreement(labels: Mapping[str, Mapping[str, str]]) -> InterAnnotatorAgreement:
+def inter_annotator_agreement(labels: Mapping[str, Mapping[str, str]], *, n_resamples: int = 1000,
+                              seed: int = 0) -> InterAnnotatorAgreement:
     """``labels`` is {annotator: {item_id: A|B|tie}} (skips already removed).
 
     Pairwise Cohen's kappa on the items both annotators labelled; Fleiss' kappa over all items with 2+ labels when
-    there are 3 or more annotators.
+    there are 3 or more annotators; Krippendorff's alpha (with its bootstrap CI) over the items with 2+ labels
+    whenever there are 2 or more annotators.
     """
     names = tuple(sorted(labels))
     pairwise = []
@@ -299,11 +346,10 @@ def inter_annotator_agreement(labels: Mapping[str, Mapping[str, str]]) -> InterA
         y2 = [labels[second][i] for i in shared]
         pairwise.append({"annotators": [first, second], "n": len(shared), "kappa": cohen_kappa(y1, y2, LABELS),
                          "raw_agreement": (sum(a == b for a, b in zip(y1, y2)) / len(shared)) if shared else None})
-    fleiss, fleiss_n = None, 0
-    if len(names) >= 3:
-        by_item: dict[str, list[str]] = {}
-        for name in names:
-            for item, label in labels[name].items():
-                by_item.setdefault(item, []).append(label)
-        fleiss, fleiss_n = fleiss_from_labels(by_item)
-    return InterAnnotatorAgreement(names, pairwise, fleiss, fleiss_n)
+    by_item: dict[str, list[str]] = {}
+    for name in names:
+        for item, label in labels[name].items():
+            by_item.setdefault(item, []).append(label)
+    fleiss, fleiss_n = fleiss_from_labels(by_item) if len(names) >= 3 else (None, 0)
+    alpha = krippendorff_alpha(by_item, n_resamples=n_resamples, seed=seed) if len(names) >= 2 else None
+    return InterAnnotatorAgreement(names, pairwise, fleiss, fleiss_n, alpha)

@@ -2,10 +2,10 @@
 
 Seed 002: "do not train on RLAIF batches where judge agreement on anchors falls below a threshold (e.g. 0.72 kappa)".
 :func:`kappa_gate` judges the NON-HOLDOUT anchors (reusing verdicts stored for the same judge id and rubric version),
-compares them with the label that counts per item (:func:`rlaif.anchors.labelling.resolved_labels`), and blocks when
-kappa is under the threshold, undefined, or measured on too few labelled items. An override is never implicit: it
-must be asked for with a reason, and the result says ``override=True`` with the numbers that would have blocked.
-The holdout's kappa is measured after the decision and reported beside it, never used for it.
+compares them with the label that counts per item (:func:`rlaif.anchors.labelling.resolved_labels`), and decides by
+the rule in ``gate_rules`` (by default kappa's 95% CI lower bound must clear the threshold). An override is never
+implicit: it must be asked for with a reason, and the result says ``override=True`` with the numbers that would have
+blocked. The holdout's kappa is measured after the decision, only when asked for, and never used for it.
 
     result = kappa_gate(store, judge, rubric, "as-1f2e...", threshold=0.72, annotators="human")
     if not result.passed: raise SystemExit(result.reason)
@@ -19,11 +19,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from rlaif.anchors.agreement import JudgeHumanAgreement, agreement_by_slice, judge_label
-from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_MIN_ITEMS, DEFAULT_THRESHOLD
+from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_MIN_ITEMS, DEFAULT_MIN_ITEMS_PER_SLICE, DEFAULT_THRESHOLD
 from rlaif.anchors.gate_config import CalibrationConfig
+from rlaif.anchors.gate_rules import GateRule, decide_all
 from rlaif.anchors.importers import resolve_anchor_set
 from rlaif.anchors.labelling import resolved_labels
+from rlaif.anchors.sampling import allocate
 from rlaif.judges.base import Comparison, Judge
 from rlaif.rubric import Rubric
 
@@ -57,6 +61,9 @@ class GateResult:
     slices: dict[str, dict[str, Any]] = field(default_factory=dict)
     holdout: dict[str, Any] | None = None  # reported, never decided on
     report_id: str | None = None  # the kappa_reports row (not in to_dict: it is not part of the decision)
+    rule: dict[str, Any] = field(default_factory=dict)  # the GateRule that decided
+    degenerate: str | None = None  # all_invalid | judge_one_class | labels_one_class: kappa means nothing
+    n_labelled: int | None = None  # labelled tuning items before --limit sampled n of them
 
     def to_dict(self) -> dict[str, Any]:
         """What the manifest records: the decision with its numbers (JSON-safe: undefined numbers are null)."""
@@ -67,7 +74,8 @@ class GateResult:
                 "anchor_set_id": self.anchor_set_id, "judge_id": self.judge_id,
                 "rubric_version": self.rubric_version, "raw_agreement": _num(self.raw_agreement),
                 "n_invalid": self.n_invalid, "two_class": self.two_class, "confusion": self.confusion,
-                "slices": self.slices, "holdout": self.holdout}
+                "slices": self.slices, "holdout": self.holdout, "rule": self.rule, "degenerate": self.degenerate,
+                "n_labelled": self.n_labelled}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -106,13 +114,39 @@ def ensure_verdicts(store, judge: Judge, rubric: Rubric, items: Sequence[dict[st
     return {i["item_id"]: stored[i["item_id"]] for i in items}
 
 
-def measure_agreement(store, judge: Judge, rubric: Rubric, anchor_set_id: str, *, split: str = "tuning",
-                      annotators: str = "human", slices: Sequence[str] | None = None, seed: int = 0,
-                      n_resamples: int = 1000, reuse_verdicts: bool = True) -> dict[str, JudgeHumanAgreement]:
-    """Judge–label agreement on the labelled items of one split: ``{"all": ..., <slice>: ...}``."""
+def labelled_items(store, anchor_set_id: str, *, split: str = "tuning", annotators: str = "human",
+                   slices: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(the items of one split that have a label under ``annotators``, in set order; their labels by item id)."""
     labels = resolved_labels(store, anchor_set_id, annotators=annotators, split=split, slices=slices)
     items = [i for i in store.anchors.items(anchor_set_id, split=split, slices=list(slices or []))
              if i["item_id"] in labels]
+    return items, labels
+
+
+def stratified_sample(items: Sequence[dict[str, Any]], limit: int, seed: int = 0) -> list[dict[str, Any]]:
+    """At most ``limit`` items, each slice keeping its share (every slice at least one when the limit allows),
+    drawn with a seeded generator, in set order: a cheap first measurement before judging everything."""
+    if limit >= len(items):
+        return list(items)
+    by_slice: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        by_slice.setdefault(item["slice"], []).append(item)
+    rng = np.random.default_rng(seed)
+    keep: set[str] = set()
+    for name, take in allocate({k: len(v) for k, v in by_slice.items()}, limit).items():
+        chosen = rng.choice(len(by_slice[name]), size=take, replace=False) if take else []
+        keep.update(by_slice[name][k]["item_id"] for k in chosen)
+    return [i for i in items if i["item_id"] in keep]
+
+
+def measure_agreement(store, judge: Judge, rubric: Rubric, anchor_set_id: str, *, split: str = "tuning",
+                      annotators: str = "human", slices: Sequence[str] | None = None, seed: int = 0,
+                      n_resamples: int = 1000, reuse_verdicts: bool = True,
+                      items: Sequence[dict[str, Any]] | None = None) -> dict[str, JudgeHumanAgreement]:
+    """Judge–label agreement on the labelled items of one split (or on ``items`` of it): ``{"all": ..., <slice>:
+    ...}``."""
+    every, labels = labelled_items(store, anchor_set_id, split=split, annotators=annotators, slices=slices)
+    items = every if items is None else items
     verdicts = ensure_verdicts(store, judge, rubric, items, reuse=reuse_verdicts)
     rows = [{"slice": i["slice"], "human": labels[i["item_id"]].label,
              "judge": judge_label(verdicts[i["item_id"]]["winner"])} for i in items]
@@ -133,17 +167,20 @@ def kappa_gate(store, judge: Judge, rubric: Rubric, anchor_set_id: str, threshol
                min_items: int = DEFAULT_MIN_ITEMS, annotators: str = "human", override: bool = False,
                override_reason: str | None = None, *, slices: Sequence[str] | None = None, seed: int = 0,
                n_resamples: int = 1000, reuse_verdicts: bool = True, report_holdout: bool = True,
-               record: bool = True) -> GateResult:
+               record: bool = True, gate_on: str = "lower_bound", per_slice: bool = False,
+               min_items_per_slice: int = DEFAULT_MIN_ITEMS_PER_SLICE, limit: int | None = None) -> GateResult:
     """Decide whether training may use ``judge`` under ``rubric``, from the non-holdout anchors of one set.
 
     Blocks when fewer than ``min_items`` tuning items have a label under ``annotators`` (human | oracle | any), when
-    kappa is undefined, or when kappa < ``threshold``. ``override=True`` (with ``override_reason``) lets a blocked
+    kappa means nothing (every verdict invalid, one class), or when the rule's number is under ``threshold``:
+    kappa's 95% CI lower bound (``gate_on="lower_bound"``, the default) or kappa itself (``"point"``); with
+    ``per_slice`` every slice must pass too, on at least ``min_items_per_slice`` items. ``limit`` judges a seeded,
+    slice-stratified sample of that many items first. ``override=True`` (with ``override_reason``) lets a blocked
     gate pass and says so. With ``record`` the decision is stored in ``kappa_reports``.
     """
-    if not -1.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a kappa in [-1, 1], got {threshold}")
-    if min_items < 1:
-        raise ValueError(f"min_items must be >= 1, got {min_items}")
+    rule = GateRule(threshold, min_items, gate_on, per_slice, min_items_per_slice)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 when given, got {limit}")
     if annotators not in ANNOTATOR_MODES:
         raise ValueError(f"annotators must be one of {ANNOTATOR_MODES}, got {annotators!r}")
     if override and not (override_reason and override_reason.strip()):
@@ -151,19 +188,18 @@ def kappa_gate(store, judge: Judge, rubric: Rubric, anchor_set_id: str, threshol
     if store.anchors.get_set(anchor_set_id) is None:
         raise ValueError(f"no anchor set {anchor_set_id!r}")
 
+    items, _ = labelled_items(store, anchor_set_id, annotators=annotators, slices=slices)
+    sample = stratified_sample(items, limit, seed) if limit else items
     measured = measure_agreement(store, judge, rubric, anchor_set_id, split="tuning", annotators=annotators,
-                                 slices=slices, seed=seed, n_resamples=n_resamples, reuse_verdicts=reuse_verdicts)
+                                 slices=slices, seed=seed, n_resamples=n_resamples, reuse_verdicts=reuse_verdicts,
+                                 items=sample)
     overall = measured["all"]
     kappa, n = overall.kappa, overall.n
     who = {"human": "human-labelled", "oracle": "oracle-labelled", "any": "labelled"}[annotators]
-    if n < min_items:
-        ok, reason = False, f"too few labelled items: {n} non-holdout {who} items, the gate needs at least {min_items}"
-    elif math.isnan(kappa):
-        ok, reason = False, f"kappa is undefined on {n} items (judge and labels each use a single class)"
-    elif kappa < threshold:
-        ok, reason = False, f"kappa {kappa:.3f} < threshold {threshold:.2f} on {n} non-holdout {who} items"
-    else:
-        ok, reason = True, f"kappa {kappa:.3f} >= threshold {threshold:.2f} on {n} non-holdout {who} items"
+    scope = f"non-holdout {who} items" + (f" (a stratified sample of {len(items)})" if len(sample) < len(items)
+                                           else "")
+    verdict = decide_all(measured, rule, scope)
+    ok, reason = verdict.ok, verdict.reason
     decision, overridden = ("passed" if ok else "blocked"), False
     if override and not ok:
         decision, overridden = "overridden", True
@@ -186,7 +222,8 @@ def kappa_gate(store, judge: Judge, rubric: Rubric, anchor_set_id: str, threshol
         two_class=overall.two_class.to_dict(),
         confusion={"rows": "labels", "columns": "judge", "labels": list(overall.three_class.labels),
                    "matrix": overall.three_class.confusion},
-        slices={name: _summary(a) for name, a in measured.items() if name != "all"}, holdout=holdout)
+        slices={name: _summary(a) for name, a in measured.items() if name != "all"}, holdout=holdout,
+        rule=rule.to_dict(), degenerate=verdict.degenerate, n_labelled=len(items))
     if record:
         report_id = store.anchors.add_kappa_report({
             "anchor_set_id": anchor_set_id, "judge_id": judge.judge_id, "rubric_version": rubric.version,
@@ -222,4 +259,6 @@ def run_calibration_gate(store, cfg: CalibrationConfig, judge: Judge, rubric: Ru
     anchor_set_id = resolve_anchor_set(store, cfg.anchor_set, resolve, cfg.holdout_fraction)
     return kappa_gate(store, judge, rubric, anchor_set_id, threshold=cfg.threshold, min_items=cfg.min_items,
                       annotators=cfg.annotators, override=cfg.override, override_reason=cfg.override_reason,
-                      seed=seed, n_resamples=cfg.bootstrap_resamples)
+                      slices=cfg.slices, seed=seed, n_resamples=cfg.bootstrap_resamples, gate_on=cfg.gate_on,
+                      per_slice=cfg.per_slice, min_items_per_slice=cfg.min_items_per_slice,
+                      report_holdout=cfg.report_holdout)

@@ -1,11 +1,16 @@
-"""Anchor sets from drafts: content-addressed ids, the locked holdout, and one all-or-nothing write.
+"""Anchor sets from drafts: content-addressed ids, the locked holdout, and one all-or-nothing write; and deletion.
 
 Importers and the run sampler both produce :class:`AnchorDraft` items; :func:`create_anchor_set` gives the set an id
 that is the hash of its name, holdout settings and content (re-importing the same file under the same name is a
 no-op returning the same id), draws the holdout once, and writes set, items and labels in one transaction.
 
+:func:`delete_anchor_set` removes a set whole. A run whose calibration gate decided on the set blocks it: that run's
+manifest names the set, and deleting the evidence behind a recorded decision should be a deliberate act
+(``force=True``). Forced or not, manifests are never modified, so they keep verifying against their ids.
+
     result = create_anchor_set(store, "hh-sample", drafts, source="hh.jsonl")
     result.anchor_set_id, result.created
+    delete_anchor_set(store, result.anchor_set_id).deleted   # {"anchor_items": 40, "anchor_labels": 80, ...}
 """
 
 from __future__ import annotations
@@ -101,3 +106,52 @@ def create_anchor_set(store, name: str, drafts: Sequence[AnchorDraft], *, source
                "holdout_seed": holdout_seed, "n_items": len(items)}
     created = store.anchors.create_set(set_row, items, labels)
     return CreatedSet(anchor_set_id, created, len(items), len(held), len(labels) if created else 0)
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    """What a delete removed. ``deleted`` counts rows per table (anchor_sets, anchor_items, anchor_labels,
+    adjudications, judge_anchor_verdicts, kappa_reports); ``kept_manifests`` are the run manifests
+    ({manifest_id, run_id, iteration}) that still name the set, left untouched because the delete was forced."""
+
+    anchor_set_id: str
+    name: str
+    deleted: dict[str, int]
+    kept_manifests: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def forced(self) -> bool:
+        """True when ``force`` was needed: the delete went past manifests that name the set."""
+        return bool(self.kept_manifests)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"anchor_set_id": self.anchor_set_id, "name": self.name, "deleted": dict(self.deleted),
+                "kept_manifests": [dict(m) for m in self.kept_manifests], "forced": self.forced}
+
+
+def _runs_named(manifests: Sequence[dict[str, Any]]) -> str:
+    iterations: dict[str, list[str]] = {}
+    for m in manifests:
+        iterations.setdefault(m["run_id"], []).append(str(m["iteration"]))
+    return ", ".join(f"{run} (iteration {', '.join(its)})" for run, its in iterations.items())
+
+
+def delete_anchor_set(store, anchor_set_id: str, *, force: bool = False) -> DeleteResult:
+    """Delete a set with its items, labels, adjudications, judge verdicts and kappa reports, in one transaction.
+
+    Refuses (ValueError naming the runs) while a run manifest's calibration gate names the set, unless ``force``;
+    LookupError when there is no such set. The check and the delete share the transaction, so a run cannot start
+    naming the set between them.
+    """
+    with store.transaction():
+        anchor_set = store.anchors.get_set(anchor_set_id)
+        if anchor_set is None:
+            raise LookupError(f"no anchor set {anchor_set_id!r} to delete (store.anchors.list_sets() lists them)")
+        manifests = store.anchors.referencing_manifests(anchor_set_id)
+        if manifests and not force:
+            raise ValueError(
+                f"anchor set {anchor_set_id!r} ({anchor_set['name']}) is named by the calibration gate of run(s) "
+                f"{_runs_named(manifests)}; delete it with force=True (`rlaif anchors delete --force`) to remove it "
+                "anyway: those manifests stay as they are, naming a set that is gone")
+        deleted = store.anchors.delete_set(anchor_set_id)
+    return DeleteResult(anchor_set_id, anchor_set["name"], deleted, tuple(manifests))

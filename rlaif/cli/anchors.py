@@ -1,4 +1,4 @@
-"""``rlaif anchors import|sample|export|stats|label|adjudicate``: anchor sets, headless.
+"""``rlaif anchors import|sample|export|stats|delete|label|adjudicate``: anchor sets, headless.
 
     rlaif anchors import sample_data/harbor_sql/anchors.jsonl --name harbor-sql
     rlaif anchors label as-1f2e... --annotator ana
@@ -9,16 +9,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_HOLDOUT_FRACTION
 from rlaif.anchors.exporters import export_anchor_set
 from rlaif.anchors.gate import kappa_table
-from rlaif.anchors.importers import import_anchor_file
+from rlaif.anchors.importers import FORMAT_GUIDE, FORMATS, ImportOptions, import_anchor_file
 from rlaif.anchors.labelling import adjudicate_majority, next_item, override_label, record_label
 from rlaif.anchors.sampling import sample_anchor_set
+from rlaif.anchors.sets import delete_anchor_set
 from rlaif.anchors.stats import anchor_set_stats
-from rlaif.cli.common import fmt, store_option
+from rlaif.cli.common import fmt, print_table, store_option
 from store import Store
 
 
@@ -39,12 +41,17 @@ def default_set(store, given: str | None) -> str:
 
 
 def cmd_import(args) -> int:
+    """Import a file; report how many labels arrived from whom, so a dropped label column cannot go unnoticed."""
+    options = ImportOptions(format=args.format, label_columns=args.label_column, extra_columns=args.extra_column,
+                            prompt_field=args.prompt_field, response_fields=args.response_fields,
+                            question=args.question, annotator_names=args.annotator_name)
     with Store(args.store) as store:
-        r = import_anchor_file(store, args.file, name=args.name, format=args.format,
+        r = import_anchor_file(store, args.file, name=args.name, options=options,
                                holdout_fraction=args.holdout_fraction, holdout_seed=args.holdout_seed)
     state = "imported" if r.created else "already imported (identical content): nothing written"
-    print(f"{r.anchor_set_id}: {state}; {r.n_items} items ({r.format}), {r.n_holdout} in the locked holdout, "
-          f"{r.n_labels} labels from {', '.join(r.annotators) or 'no annotators'}")
+    counts = ", ".join(f"{who} {n}" for who, n in r.label_counts.items())
+    labels = f"{sum(r.label_counts.values())} labels: {counts}" if counts else "no labels"
+    print(f"{r.anchor_set_id}: {state}; {r.n_items} items ({r.format}), {r.n_holdout} in the locked holdout; {labels}")
     return 0
 
 
@@ -71,9 +78,9 @@ def cmd_stats(args) -> int:
             sets = store.anchors.list_sets()
             if not sets:
                 print(f"no anchor sets in {args.store}")
-            for s in sets:
-                print(f"{s['anchor_set_id']}  {s['name']:<24} {s['n_items']:>6} items  source {s['source']}  "
-                      f"created {str(s['created_at'])[:19]}")
+            print_table(["anchor set", "name", "items", "source", "created"],
+                        [[s["anchor_set_id"], s["name"], s["n_items"], s["source"], str(s["created_at"])[:19]]
+                         for s in sets], indent="", right=(2,))
             return 0
         set_id = default_set(store, args.anchor_set)
         stats = anchor_set_stats(store, set_id)
@@ -84,25 +91,49 @@ def cmd_stats(args) -> int:
     print(f"{set_id} {stats['name']}: {stats['n_items']} items, {stats['n_holdout']} in the locked holdout "
           f"({stats['holdout_fraction']:.0%})")
     print("slices: " + ", ".join(f"{k} {v['items']} ({v['holdout']} holdout)" for k, v in stats["slices"].items()))
-    for a in stats["annotators"]:
-        print(f"  {a['annotator_kind']:<11} {a['annotator']:<28} {a['n_items']:>6} labelled, {a['n_skipped']} skipped")
-    cov = stats["human_coverage"]
+    print_table(["kind", "annotator", "labelled", "skipped"],
+                [[a["annotator_kind"], a["annotator"], a["n_items"], a["n_skipped"]] for a in stats["annotators"]],
+                right=(2, 3))
+    cov, adj = stats["human_coverage"], stats["adjudication"]
     print(f"human coverage: {cov['labelled_1+']} items labelled, {cov['labelled_2+']} double-labelled; "
           f"adjudications {stats['adjudications'] or 'none'}; unresolved conflicts {stats['unresolved_conflicts']}")
+    print(f"agreement of people on the {adj['n']} items with 2+ labels: {adj['unanimous']} unanimous, "
+          f"{adj['majority']} majority, {adj['conflicts']} in conflict; {adj['overridden']} overridden by an "
+          "adjudicator")
+    for split, counts in stats["label_split"].items():
+        print(f"the human label that counts ({split}): A {counts['A']}, B {counts['B']}, tie {counts['tie']}, "
+              f"unlabelled {counts['unlabelled']}")
     ia = stats["inter_annotator"]
     if ia:
         for p in ia["pairwise"]:
-            print(f"  kappa {' vs '.join(p['annotators'])}: {fmt(p['kappa'])} on {p['n']} items")
+            print(f"  Cohen's kappa {' vs '.join(p['annotators'])}: {fmt(p['kappa'])} on {p['n']} items")
         if ia["fleiss_kappa"] is not None:
             print(f"  Fleiss' kappa ({len(ia['annotators'])} annotators): {fmt(ia['fleiss_kappa'])} "
                   f"on {ia['fleiss_n']} items")
+        alpha = ia["krippendorff_alpha"]
+        print(f"  Krippendorff's alpha (nominal): {fmt(alpha['alpha'])}, 95% CI [{fmt(alpha['ci'][0])}, "
+              f"{fmt(alpha['ci'][1])}], on {alpha['n']} items with 2+ labels")
     if table:
-        print(f"judge-{args.annotators} kappa on the non-holdout anchors (stored verdicts):")
-        print(f"  {'judge':<18} {'rubric':<18} {'slice':<12} {'n':>5} {'kappa':>7} {'95% CI':>17} {'agree':>6}")
-        for r in table:
-            ci = f"[{fmt(r['ci'][0], 2)}, {fmt(r['ci'][1], 2)}]"
-            print(f"  {r['judge_id'][:18]:<18} {r['rubric_version'][:18]:<18} {r['slice'][:12]:<12} {r['n']:>5} "
-                  f"{fmt(r['kappa']):>7} {ci:>17} {fmt(r['raw_agreement'], 2):>6}")
+        print(f"judge-{args.annotators} kappa on the non-holdout anchors (stored verdicts; rubric versions by the "
+              "prefix --rubric takes):")
+        print_table(["judge", "rubric", "slice", "n", "kappa", "95% CI", "agree"],
+                    [[r["judge_id"], r["rubric_version"][:12], r["slice"], r["n"], fmt(r["kappa"]),
+                      f"[{fmt(r['ci'][0], 2)}, {fmt(r['ci'][1], 2)}]", fmt(r["raw_agreement"], 2)] for r in table],
+                    right=(3, 4, 5, 6))
+    return 0
+
+
+def cmd_delete(args) -> int:
+    """Delete an anchor set; refused while a run's manifest names it, unless --force (the manifests stay intact)."""
+    with Store(args.store) as store:
+        result = delete_anchor_set(store, args.anchor_set, force=args.force)
+    order = ("anchor_sets", "anchor_items", "anchor_labels", "adjudications", "judge_anchor_verdicts", "kappa_reports")
+    removed = ", ".join(f"{result.deleted[t]} {t}" for t in sorted(result.deleted, key=lambda t: (
+        order.index(t) if t in order else len(order), t)) if result.deleted[t])
+    print(f"deleted anchor set {result.anchor_set_id} ({result.name}): {removed}")
+    for m in result.kept_manifests:
+        print(f"  kept manifest {m['manifest_id']} (run {m['run_id']}, iteration {m['iteration']}): it still names "
+              "the deleted set and still verifies")
     return 0
 
 
@@ -161,13 +192,29 @@ def cmd_adjudicate(args) -> int:
 def add_commands(subparsers) -> None:
     """Register ``anchors`` and its sub-commands on the main parser's subparsers."""
 
-    anchors = subparsers.add_parser("anchors", help="anchor sets: import, sample, export, stats, label, adjudicate")
+    anchors = subparsers.add_parser("anchors", help="anchor sets: import, sample, export, stats, delete, label, adjudicate")
     sub = anchors.add_subparsers(dest="anchors_command", required=True)
 
-    p = sub.add_parser("import", help="import a JSONL/CSV/Parquet file as an anchor set (all or nothing)")
+    p = sub.add_parser("import", help="import an anchor file or a Label Studio / Argilla export (all or nothing)",
+                       description="Import a file as an anchor set. The whole file is checked first; one bad record "
+                                   "or one label column that is not mapped to an annotator leaves the store "
+                                   "unchanged. Prints how many labels arrived from whom.",
+                       epilog=FORMAT_GUIDE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file")
     p.add_argument("--name", help="anchor set name (default: the file name)")
-    p.add_argument("--format", choices=("preference", "hh", "pairwise"), help="file shape (default: detected)")
+    p.add_argument("--format", choices=FORMATS, help="file shape (default: detected)")
+    p.add_argument("--label-column", action="append", default=[], metavar="COLUMN[=ANNOTATOR]",
+                   help="pairwise files: import COLUMN as the labels of ANNOTATOR (default: named after the "
+                        "column); repeatable")
+    p.add_argument("--extra-column", action="append", default=[], metavar="COLUMN",
+                   help="pairwise files: COLUMN only looks like a label; keep it as item data (repeatable)")
+    p.add_argument("--prompt-field", metavar="KEY", help="tool exports: the data key / field holding the prompt")
+    p.add_argument("--response-fields", metavar="LEFT,RIGHT",
+                   help="tool exports: the two keys holding the responses, the one shown left (A) first")
+    p.add_argument("--question", metavar="NAME", help="Argilla question (Label Studio control from_name) holding "
+                                                      "the preference (default: detected)")
+    p.add_argument("--annotator-name", action="append", default=[], metavar="USER=NAME",
+                   help="tool exports: rename an annotator (USER as imported: e-mail or user-<id>); repeatable")
     p.add_argument("--holdout-fraction", type=float, default=DEFAULT_HOLDOUT_FRACTION,
                    help=f"locked never-tune share (default {DEFAULT_HOLDOUT_FRACTION})")
     p.add_argument("--holdout-seed", type=int, default=0, help="seed of the holdout draw")
@@ -199,6 +246,13 @@ def add_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     store_option(p)
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("delete", help="delete an anchor set with its labels, verdicts and kappa reports")
+    p.add_argument("anchor_set", help="anchor set id")
+    p.add_argument("--force", action="store_true",
+                   help="delete even though a run's manifest names the set (the manifests are kept, unchanged)")
+    store_option(p)
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("label", help="label anchor pairs in the terminal (blind, sides randomized)")
     p.add_argument("anchor_set", nargs="?", help="anchor set id (default: the newest)")

@@ -84,3 +84,17 @@ class Bars:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def print_table(headers: list[str], rows: list[list[Any]], indent: str = "  ", right: tuple[int, ...] = ()) -> None:
+    """A plain-text table sized to its content: names are never cut (a long judge id widens its column)."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[k]) for r in cells)]) for k, h in enumerate(headers)]
+
+    def line(values: list[str]) -> str:
+        return indent + "  ".join(v.rjust(w) if k in right else v.ljust(w)
+                                  for k, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    print(line(headers))
+    for row in cells:
+        print(line(row))

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from rlaif.anchors.formats.readers import file_type_of
 from rlaif.config import RunConfig, config_from_dict, describe_fields
 from rlaif.judges import Judge
 from rlaif.judges.pricing import JudgeCost
@@ -79,9 +80,14 @@ def run_config(config_path: str | Path, overrides: dict[str, Any] | None = None)
 
 
 def project_anchor_files(config_path: str | Path) -> list[Path]:
-    """Anchor files beside a project's config (``*anchor*.jsonl|csv|parquet``), for the import button."""
+    """Files beside a project's config that the anchor importer reads (JSONL, CSV, Parquet, JSON exports of
+    annotation tools, gzipped or not), for the import button: those named like anchors first, the project's own
+    prompt sets left out."""
+    cfg = run_config(config_path)
+    prompts = {cfg.resolve(cfg.data.train).resolve(), cfg.resolve(cfg.data.eval).resolve()}
     folder = Path(config_path).resolve().parent
-    return sorted(p for ext in ("jsonl", "csv", "parquet") for p in folder.glob(f"*anchor*.{ext}"))
+    files = [p for p in folder.iterdir() if p.is_file() and file_type_of(p) and p.resolve() not in prompts]
+    return sorted(files, key=lambda p: ("anchor" not in p.name.lower(), p.name))
 
 
 def kappa_field(cfg: RunConfig) -> tuple[str, float] | None:
