@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from rlaif.cli import main
+from rlaif.rubric import load_rubric
 from store import Store
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "harbor_sql"
@@ -80,3 +81,15 @@ def test_the_verifier_message_names_the_config_field_when_a_config_was_passed(tm
                  str(config)]) == 2
     err = capsys.readouterr().err
     assert "verifier.kind" in err and "pass --config" not in err
+
+
+def test_the_configs_rubric_is_the_default_and_no_rubric_at_all_is_one_line(tmp_path, capsys):
+    db = tmp_path / "s.duckdb"
+    assert main(["--store", str(db), "kappa", "--judge", "verifier", "--config", str(SAMPLE / "loop.yaml"),
+                 "--resamples", "200", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["rubric_version"] == load_rubric(RUBRIC).version and body["decision"] == "passed"
+    assert main(["--store", str(tmp_path / "other.duckdb"), "kappa", "--judge", "stub"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: --rubric: is required: pass a rubric YAML file or stored version, or --config LOOP.yaml "
+                   "with a rubric") and not (tmp_path / "other.duckdb").exists()

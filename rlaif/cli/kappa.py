@@ -1,10 +1,10 @@
 """``rlaif kappa``: judge-label Cohen's kappa on the non-holdout anchors, and the calibration gate's decision.
 
-    rlaif kappa --judge verifier --rubric sample_data/harbor_sql/rubric.yaml --config sample_data/harbor_sql/loop.yaml \
-        --annotators oracle
+    rlaif kappa --judge verifier --config sample_data/harbor_sql/loop.yaml
+    rlaif kappa --judge biased --rubric sample_data/harbor_sql/rubric.yaml --annotators oracle --limit 30
 
-The judge is the project's (``--config``: its verifier, and its judge options when ``--judge`` names the config's
-judge), and so is the gate: with ``--config`` the anchor set, annotators, threshold and rule come from its
+The judge is the project's (``--config``: its rubric, its verifier, and its judge options when ``--judge`` names the
+config's judge), and so is the gate: with ``--config`` the anchor set, annotators, threshold and rule come from its
 ``calibration`` section, each flag given on the command line overriding its field. Only the non-holdout items are
 judged unless ``--include-holdout``; ``--limit N`` judges a seeded, slice-stratified sample first. Exits 0 when the
 gate passes and 1 when it blocks, so scripts can gate on it.
@@ -54,9 +54,10 @@ def print_gate(result) -> None:
     two = d["two_class"]
     print(f"  ties excluded (A/B only): kappa {fmt(two['kappa'])} on {two['n']} items")
     labels = d["confusion"]["labels"]
-    print("  confusion (rows: labels, columns: judge): " + "  ".join(labels))
+    print("  confusion (rows: labels, columns: judge)")
+    print(f"    {'':<8}" + "".join(f"{name:>9}" for name in labels))
     for name, row in zip(labels, d["confusion"]["matrix"]):
-        print(f"    {name:<8} " + " ".join(f"{v:>6}" for v in row))
+        print(f"    {name:<8}" + "".join(f"{v:>9}" for v in row))
     for name, s in d["slices"].items():
         print(f"  slice {name:<14} n {s['n']:>4}  kappa {fmt(s['kappa']):>6}  CI [{fmt(s['ci'][0], 2)}, "
               f"{fmt(s['ci'][1], 2)}]  agreement {fmt(s['raw_agreement'], 2)}")
@@ -88,13 +89,16 @@ def anchor_set_of(store, args, cfg: RunConfig) -> str:
 def cmd_kappa(args) -> int:
     cfg = load_config(args.config) if args.config else RunConfig()
     gate = gate_settings(args, cfg)
+    if not args.rubric and not cfg.rubric:
+        raise ConfigError("--rubric", "is required: pass a rubric YAML file or stored version, or --config LOOP.yaml "
+                                      "with a rubric")
     with Store(args.store) as store:
         set_id = anchor_set_of(store, args, cfg)
-        rubric = load_rubric_arg(store, args.rubric)
+        rubric = load_rubric_arg(store, args.rubric) if args.rubric else None
         project = Project.from_config(cfg, rubric)
         try:
             with project.open(store, judge=args.judge) as parts:
-                result = kappa_gate(store, parts.judge, rubric, set_id, threshold=gate.threshold,
+                result = kappa_gate(store, parts.judge, project.rubric, set_id, threshold=gate.threshold,
                                     min_items=gate.min_items, annotators=gate.annotators, override=gate.override,
                                     override_reason=gate.override_reason, slices=gate.slices, seed=args.seed,
                                     n_resamples=gate.bootstrap_resamples, reuse_verdicts=not args.rejudge,
@@ -118,7 +122,8 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("kappa", help="judge-label Cohen's kappa on the non-holdout anchors, and the gate",
                               description=__doc__.split("\n\n")[-1].strip())
     p.add_argument("--judge", required=True, help="judge name: verifier, stub, biased, ...")
-    p.add_argument("--rubric", required=True, help="rubric YAML file, or a stored rubric version (prefix)")
+    p.add_argument("--rubric", help="rubric YAML file, or a stored rubric version (prefix); default: the config's "
+                                    "rubric")
     p.add_argument("--config", help="loop YAML: its verifier, judge options and calibration section (anchor set, "
                                     "annotators, threshold, rule) are used; the flags below override them")
     p.add_argument("--anchor-set", help="anchor set id (default: the config's calibration.anchor_set, else the "
