@@ -124,8 +124,8 @@ def alpha_bench(args) -> bool:
     same = np.allclose(ours.ci, reference_ci, rtol=0, atol=1e-9) and abs(ours.alpha - point) < 1e-12
     print(f"Krippendorff's alpha (nominal) with 95% bootstrap CI: {int(counts.sum()):,} labels on {ours.n:,} "
           f"pairable items, {args.resamples:,} resamples")
-    print(f"  alpha {ours.alpha:.4f}  CI [{ours.ci[0]:.4f}, {ours.ci[1]:.4f}]  (krippendorff package: alpha {point:.4f}, "
-          f"CI [{reference_ci[0]:.4f}, {reference_ci[1]:.4f}], {'identical' if same else 'DIFFERENT'})")
+    print(f"  alpha {ours.alpha:.4f}  CI [{ours.ci[0]:.4f}, {ours.ci[1]:.4f}]  (krippendorff package: alpha "
+          f"{point:.4f}, CI [{reference_ci[0]:.4f}, {reference_ci[1]:.4f}], {'identical' if same else 'DIFFERENT'})")
     print(f"  vectorised numpy: best {min(timings) * 1000:.1f} ms, first {timings[0] * 1000:.1f} ms; krippendorff "
           f"package per resample: {reference_s * 1000:.0f} ms ({reference_s / min(timings):.0f}x)")
     ok = timings[0] < 1.0 and same
