@@ -84,6 +84,8 @@ def test_unmapped_label_columns_refuse_the_file_and_leave_the_store_unchanged(tm
     assert main(["--store", str(db), "anchors", "import", str(votes), "--label-column", "ana"]) == 2
     assert "['bo_label', 'sql_winner']" in capsys.readouterr().err
     assert counts(db) == before
+    fresh = tmp_path / "fresh.duckdb"  # the file is checked before the store is opened: no empty store is left
+    assert main(["--store", str(fresh), "anchors", "import", str(votes)]) == 2 and not fresh.exists()
 
 
 def test_mapped_label_columns_bring_every_label_per_annotator(tmp_path, capsys):

@@ -108,7 +108,14 @@ def import_anchor_file(store, path: str | Path, *, name: str | None = None, form
                        options: ImportOptions | None = None) -> ImportResult:
     """Parse and validate the whole file, then store it as one anchor set in one transaction."""
     parsed = parse_anchor_file(path, format=format, options=options)
-    created = create_anchor_set(store, name or _stem(Path(path)), parsed.drafts, source=str(path),
+    return store_parsed_file(store, parsed, name=name, holdout_fraction=holdout_fraction, holdout_seed=holdout_seed)
+
+
+def store_parsed_file(store, parsed: ParsedFile, *, name: str | None = None,
+                      holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, holdout_seed: int = 0) -> ImportResult:
+    """Store an already validated file as one anchor set (the CLI parses before it opens, so a refused file does not
+    even create a store)."""
+    created = create_anchor_set(store, name or _stem(Path(parsed.path)), parsed.drafts, source=parsed.path,
                                 holdout_fraction=holdout_fraction, holdout_seed=holdout_seed)
     return ImportResult(created.anchor_set_id, created.created, created.n_items, created.n_holdout,
                         created.n_labels, parsed.format, parsed.annotators, parsed.label_counts)

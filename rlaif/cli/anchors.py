@@ -15,7 +15,7 @@ import json
 from rlaif.anchors.defaults import ANNOTATOR_MODES, DEFAULT_HOLDOUT_FRACTION
 from rlaif.anchors.exporters import export_anchor_set
 from rlaif.anchors.gate import kappa_table
-from rlaif.anchors.importers import FORMAT_GUIDE, FORMATS, ImportOptions, import_anchor_file
+from rlaif.anchors.importers import FORMAT_GUIDE, FORMATS, ImportOptions, parse_anchor_file, store_parsed_file
 from rlaif.anchors.labelling import adjudicate_majority, next_item, override_label, record_label
 from rlaif.anchors.sampling import sample_anchor_set
 from rlaif.anchors.sets import delete_anchor_set
@@ -45,9 +45,10 @@ def cmd_import(args) -> int:
     options = ImportOptions(format=args.format, label_columns=args.label_column, extra_columns=args.extra_column,
                             prompt_field=args.prompt_field, response_fields=args.response_fields,
                             question=args.question, annotator_names=args.annotator_name)
+    parsed = parse_anchor_file(args.file, options=options)
     with Store(args.store) as store:
-        r = import_anchor_file(store, args.file, name=args.name, options=options,
-                               holdout_fraction=args.holdout_fraction, holdout_seed=args.holdout_seed)
+        r = store_parsed_file(store, parsed, name=args.name, holdout_fraction=args.holdout_fraction,
+                              holdout_seed=args.holdout_seed)
     state = "imported" if r.created else "already imported (identical content): nothing written"
     counts = ", ".join(f"{who} {n}" for who, n in r.label_counts.items())
     labels = f"{sum(r.label_counts.values())} labels: {counts}" if counts else "no labels"
