@@ -141,12 +141,16 @@ def stratified_sample(items: Sequence[dict[str, Any]], limit: int, seed: int = 0
 
 def measure_agreement(store, judge: Judge, rubric: Rubric, anchor_set_id: str, *, split: str = "tuning",
                       annotators: str = "human", slices: Sequence[str] | None = None, seed: int = 0,
-                      n_resamples: int = 1000, reuse_verdicts: bool = True,
-                      items: Sequence[dict[str, Any]] | None = None) -> dict[str, JudgeHumanAgreement]:
-    """Judge–label agreement on the labelled items of one split (or on ``items`` of it): ``{"all": ..., <slice>:
-    ...}``."""
-    every, labels = labelled_items(store, anchor_set_id, split=split, annotators=annotators, slices=slices)
-    items = every if items is None else items
+                      n_resamples: int = 1000, reuse_verdicts: bool = True) -> dict[str, JudgeHumanAgreement]:
+    """Judge–label agreement on the labelled items of one split: ``{"all": ..., <slice>: ...}``."""
+    items, labels = labelled_items(store, anchor_set_id, split=split, annotators=annotators, slices=slices)
+    return agreement_on(store, judge, rubric, items, labels, seed=seed, n_resamples=n_resamples,
+                        reuse_verdicts=reuse_verdicts)
+
+
+def agreement_on(store, judge: Judge, rubric: Rubric, items: Sequence[dict[str, Any]], labels: dict[str, Any], *,
+                 seed: int = 0, n_resamples: int = 1000, reuse_verdicts: bool = True) -> dict[str, JudgeHumanAgreement]:
+    """Judge–label agreement on ``items`` (each with a label in ``labels``), judging those without a stored verdict."""
     verdicts = ensure_verdicts(store, judge, rubric, items, reuse=reuse_verdicts)
     rows = [{"slice": i["slice"], "human": labels[i["item_id"]].label,
              "judge": judge_label(verdicts[i["item_id"]]["winner"])} for i in items]
@@ -188,11 +192,10 @@ def kappa_gate(store, judge: Judge, rubric: Rubric, anchor_set_id: str, threshol
     if store.anchors.get_set(anchor_set_id) is None:
         raise ValueError(f"no anchor set {anchor_set_id!r}")
 
-    items, _ = labelled_items(store, anchor_set_id, annotators=annotators, slices=slices)
+    items, labels = labelled_items(store, anchor_set_id, annotators=annotators, slices=slices)
     sample = stratified_sample(items, limit, seed) if limit else items
-    measured = measure_agreement(store, judge, rubric, anchor_set_id, split="tuning", annotators=annotators,
-                                 slices=slices, seed=seed, n_resamples=n_resamples, reuse_verdicts=reuse_verdicts,
-                                 items=sample)
+    measured = agreement_on(store, judge, rubric, sample, labels, seed=seed, n_resamples=n_resamples,
+                            reuse_verdicts=reuse_verdicts)
     overall = measured["all"]
     kappa, n = overall.kappa, overall.n
     who = {"human": "human-labelled", "oracle": "oracle-labelled", "any": "labelled"}[annotators]
