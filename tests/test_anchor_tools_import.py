@@ -281,6 +281,21 @@ def test_malformed_argilla_exports_name_record_and_field_and_store_nothing(tmp_p
         assert nothing_stored(store)
 
 
+def test_argilla_fields_can_be_named_when_detection_fails(tmp_path):
+    records = [{"id": "r1", "fields": {"instruction_text": "Say hi", "model_x": "Hello!", "model_y": "Go away."},
+                "responses": {"preference": [{"value": "model_x", "user_id": ANA, "status": "submitted"}]}}]
+    path = write_json(tmp_path / "custom.json", records)
+    with pytest.raises(AnchorImportError, match=r"custom.json: record 1 \(id r1\): field 'fields': no prompt .* among "
+                                                r"the fields keys .* pass --prompt-field KEY"):
+        parse_anchor_file(path)
+    with pytest.raises(AnchorImportError, match=r"no pair of responses .* pass --response-fields LEFT,RIGHT"):
+        parse_anchor_file(path, options=ImportOptions(prompt_field="instruction_text"))
+    parsed = parse_anchor_file(path, options=ImportOptions(prompt_field="instruction_text",
+                                                           response_fields="model_y,model_x"))
+    (draft,) = parsed.drafts
+    assert (draft.prompt, draft.response_a, draft.labels[0].label) == ("Say hi", "Go away.", "B")
+
+
 def test_two_preference_questions_need_a_choice(tmp_path):
     record = argilla_record("r1", "q", "x", "y", [(ANA, "response_a", "submitted")])
     record["responses"]["overall"] = [{"value": "response_b", "user_id": ANA}]

@@ -32,7 +32,7 @@ from rlaif.anchors.formats.errors import AnchorImportError
 from rlaif.anchors.formats.fields import common, response, text
 from rlaif.anchors.formats.options import ImportOptions
 from rlaif.anchors.formats.tabular import render_messages
-from rlaif.anchors.formats.tool_fields import prompt_key, read_side, rename, response_keys
+from rlaif.anchors.formats.tool_fields import read_side, rename, require_prompt_key, response_keys
 from rlaif.anchors.sets import AnchorDraft, DraftLabel
 
 COUNTED = (None, "submitted")
@@ -104,11 +104,7 @@ def _normalize(record: dict[str, Any], path: Path, place: str) -> dict[str, Any]
 def _item(row: dict[str, Any], path: Path, options: ImportOptions) -> dict[str, Any]:
     """prompt, the two responses and the keys they came from."""
     fields, place = row["fields"], row["place"]
-    key = prompt_key(fields, options)
-    if key is None:
-        wanted = f"{options.prompt_field!r}" if options.prompt_field else "prompt, question, instruction, input, ..."
-        raise AnchorImportError(path, place, "fields", f"no prompt field ({wanted}) among {sorted(fields)}; "
-                                                       "pass --prompt-field NAME")
+    key = require_prompt_key(fields, options, path, place, "fields")
     value = fields[key]
     if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):  # a ChatField
         value = render_messages([{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
@@ -119,7 +115,7 @@ def _item(row: dict[str, Any], path: Path, options: ImportOptions) -> dict[str, 
     keys = response_keys([k for k in fields if k != key], options)
     if keys is None:
         raise AnchorImportError(path, place, "fields", f"no pair of responses among the fields {sorted(fields)}: "
-                                                       "pass --response-fields FIRST,SECOND")
+                                                       "pass --response-fields LEFT,RIGHT (the key shown left first)")
     a = response(fields, keys[0], path, place, label=f"fields.{keys[0]}")
     b = response(fields, keys[1], path, place, label=f"fields.{keys[1]}")
     return {"prompt": prompt, "a": a, "b": b, "keys": keys, "consumed": {key, *keys}}

@@ -29,7 +29,7 @@ from typing import Any
 from rlaif.anchors.formats.errors import AnchorImportError
 from rlaif.anchors.formats.fields import common, response, text
 from rlaif.anchors.formats.options import ImportOptions
-from rlaif.anchors.formats.tool_fields import prompt_key, read_side, rename, response_keys
+from rlaif.anchors.formats.tool_fields import read_side, rename, require_prompt_key, response_keys
 from rlaif.anchors.sets import AnchorDraft, DraftLabel
 
 _ITEM_TEXT_KEYS = ("body", "text", "content", "response", "html", "title")
@@ -74,11 +74,7 @@ def _task(task: dict[str, Any], path: Path, place: str, options: ImportOptions) 
     annotations = task.get("annotations", task.get("completions")) or []
     if not isinstance(annotations, list):
         raise AnchorImportError(path, place, "annotations", f"must be a list, got {type(annotations).__name__}")
-    key = prompt_key(data, options)
-    if key is None:
-        wanted = f"{options.prompt_field!r}" if options.prompt_field else "prompt, question, instruction, input, ..."
-        raise AnchorImportError(path, place, "data", f"no prompt ({wanted}) among the data keys {sorted(data)}; "
-                                                     "pass --prompt-field KEY")
+    key = require_prompt_key(data, options, path, place, "data")
     prompt = text(data, key, path, place, label=f"data.{key}")
     keys = response_keys([k for k in data if k != key], options)
     items = None

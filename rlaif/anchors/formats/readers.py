@@ -44,7 +44,7 @@ def read_records(path: Path) -> tuple[str, Records]:
         suffix = "".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix
         raise AnchorImportError(path, None, None, f"unsupported file type {suffix!r}; use {supported}")
     if not path.is_file():
-        raise AnchorImportError(path, None, None, "file not found")
+        raise AnchorImportError(path, None, None, "not a file" if path.exists() else "file not found")
     if file_type == "parquet":
         return file_type, _parquet_records(path)
     text = _read_text(path)
@@ -56,9 +56,14 @@ def read_records(path: Path) -> tuple[str, Records]:
 
 def _read_text(path: Path) -> str:
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
-    except (OSError, EOFError, zlib.error) as err:
-        raise AnchorImportError(path, None, None, f"not a readable gzip file: {err}") from None
+        raw = path.read_bytes()
+    except OSError as err:
+        raise AnchorImportError(path, None, None, f"cannot read the file: {err.strerror or err}") from None
+    if path.name.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:
+            raise AnchorImportError(path, None, None, f"not a readable gzip file: {err}") from None
     encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"  # both drop the byte-order mark
     try:
         return raw.decode(encoding)

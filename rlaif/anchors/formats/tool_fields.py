@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
+from rlaif.anchors.formats.errors import AnchorImportError
 from rlaif.anchors.formats.fields import read_label
 from rlaif.anchors.formats.options import ImportOptions
 
@@ -35,6 +36,16 @@ def prompt_key(keys: Iterable[str], options: ImportOptions) -> str | None:
         return options.prompt_field if options.prompt_field in keys else None
     by_squash = {squash(k): k for k in keys}
     return next((by_squash[name] for name in PROMPT_KEYS if name in by_squash), None)
+
+
+def require_prompt_key(mapping: dict[str, Any], options: ImportOptions, path, place: str, where: str) -> str:
+    """:func:`prompt_key` of a task's ``data`` / a record's ``fields`` (``where``), or the error naming the flag."""
+    key = prompt_key(mapping, options)
+    if key is None:
+        wanted = f"{options.prompt_field!r}" if options.prompt_field else "prompt, question, instruction, input, ..."
+        raise AnchorImportError(path, place, where, f"no prompt ({wanted}) among the {where} keys {sorted(mapping)}; "
+                                                    "pass --prompt-field KEY")
+    return key
 
 
 def response_keys(keys: Iterable[str], options: ImportOptions) -> tuple[str, str] | None:
