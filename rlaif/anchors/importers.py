@@ -51,7 +51,7 @@ from rlaif.anchors.formats.fields import annotator_kind
 from rlaif.anchors.formats.guide import FORMAT_GUIDE
 from rlaif.anchors.formats.labelstudio import is_labelstudio, parse_labelstudio
 from rlaif.anchors.formats.options import FORMATS, ImportOptions
-from rlaif.anchors.formats.readers import FILE_TYPES, file_type_of, read_records
+from rlaif.anchors.formats.readers import FILE_TYPES, file_type_of, read_records, type_suffix
 from rlaif.anchors.formats.tabular import (
     detect_table_format,
     parse_hh,
@@ -66,7 +66,7 @@ from rlaif.anchors.sets import AnchorDraft, create_anchor_set
 __all__ = [
     "FILE_TYPES", "FORMATS", "FORMAT_GUIDE", "LABEL_WORDS", "AnchorImportError", "ImportOptions", "ImportResult",
     "ParsedFile", "annotator_kind", "detect_format", "file_type_of", "import_anchor_file", "looks_like_label",
-    "parse_anchor_file", "render_messages", "resolve_anchor_set", "split_hh_transcripts",
+    "parse_anchor_file", "render_messages", "resolve_anchor_set", "split_hh_transcripts", "store_parsed_file",
 ]
 
 
@@ -172,8 +172,5 @@ def resolve_anchor_set(store, anchor_set: str, resolve: Callable[[str], Path | N
 
 def _stem(path: Path) -> str:
     """The default set name: the file name without its type suffix (``votes.csv.gz`` -> ``votes``)."""
-    name = path.name
-    for suffix in sorted(FILE_TYPES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)] or name
-    return path.stem
+    suffix = type_suffix(path)
+    return (path.name[: -len(suffix)] or path.name) if suffix else path.stem

@@ -27,13 +27,16 @@ FILE_TYPES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": 
 Records = list[tuple[str, dict[str, Any]]]
 
 
+def type_suffix(path: str | Path) -> str | None:
+    """The FILE_TYPES suffix a file name ends with, the longest first (``.csv.gz`` before ``.gz``), else None."""
+    name = Path(path).name.lower()
+    return next((suffix for suffix in sorted(FILE_TYPES, key=len, reverse=True) if name.endswith(suffix)), None)
+
+
 def file_type_of(path: str | Path) -> str | None:
     """jsonl | csv | parquet | json from the file name (compound ``.csv.gz`` suffixes included), else None."""
-    name = Path(path).name.lower()
-    for suffix in sorted(FILE_TYPES, key=len, reverse=True):
-        if name.endswith(suffix):
-            return FILE_TYPES[suffix]
-    return None
+    suffix = type_suffix(path)
+    return FILE_TYPES[suffix] if suffix else None
 
 
 def read_records(path: Path) -> tuple[str, Records]:
