@@ -236,6 +236,23 @@ def test_pricing_table_estimate_and_actual_cost(tmp_path, monkeypatch):
     override.write_text("models:\n  bad: {input: -1, output: 1}\n")
     with pytest.raises(ValueError, match="bad.input"):
         load_price_table(override)
+    # a missing or malformed price file is a config error (one line on every face), not an OSError/YAMLError
+    with pytest.raises(ValueError, match=r"price table .*nowhere.yaml not found \(judge option prices_path"):
+        load_price_table(tmp_path / "nowhere.yaml")
+    override.write_text("models: [unclosed\n")
+    with pytest.raises(ValueError, match=r"prices.yaml: not readable YAML"):
+        load_price_table(override)
+
+
+def test_a_broken_price_file_is_a_reason_on_the_pages_not_a_traceback(tmp_path, monkeypatch):
+    from rlaif.config import config_from_dict
+    from rlaif.workbench.projects import estimate_run_cost, spends_api
+
+    cfg = config_from_dict({"judge": {"name": "anthropic", "options": {"model": "claude-haiku-4-5"}}})
+    monkeypatch.setenv("RLAIF_PRICES", str(tmp_path / "missing.yaml"))
+    assert spends_api(cfg) is True  # an unknown price counts as spending
+    cost = estimate_run_cost(cfg, 10)
+    assert cost.judge.usd is None and "missing.yaml not found" in " ".join(cost.judge.notes)
 
 
 def test_cost_estimate_from_a_config_spec_needs_no_key(monkeypatch):

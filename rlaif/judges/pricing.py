@@ -84,7 +84,11 @@ def _parse_prices(data: Any, source: str) -> dict[str, ModelPrice]:
 
 @lru_cache(maxsize=16)
 def _load_file(path: str, mtime: float) -> dict[str, ModelPrice]:
-    return _parse_prices(yaml.safe_load(Path(path).read_text(encoding="utf-8")), path)
+    try:
+        body = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:  # a config error, one line, on every face
+        raise ValueError(f"price table {path}: not readable YAML ({str(err).splitlines()[0]})") from None
+    return _parse_prices(body, path)
 
 
 def load_price_table(override: str | Path | None = None) -> PriceTable:
@@ -95,7 +99,7 @@ def load_price_table(override: str | Path | None = None) -> PriceTable:
     if override:
         path = Path(override)
         if not path.is_file():
-            raise FileNotFoundError(f"price table {path} not found")
+            raise ValueError(f"price table {path} not found (judge option prices_path, or ${PRICES_ENV})")
         models.update(_load_file(str(path), path.stat().st_mtime))
         source = f"{DEFAULT_PRICES} + {path}"
     return PriceTable(models, source)
