@@ -122,14 +122,6 @@ class Database:
         cur = self.cursor()
         return decode_rows(cur.execute(sql, params or []))
 
-    def fetch_one(self, sql: str, params: list | None = None) -> dict[str, Any] | None:
-        rows = self.fetch_all(sql, params)
-        return rows[0] if rows else None
-
-    def fetch_value(self, sql: str, params: list | None = None) -> Any:
-        row = self.cursor().execute(sql, params or []).fetchone()
-        return row[0] if row else None
-
     def columns(self, relation: str) -> frozenset[str]:
         """The column names of a table or view (cached: the schema is fixed once migrations ran)."""
         known = self._columns.get(relation)

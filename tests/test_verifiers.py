@@ -341,6 +341,7 @@ def test_python_options_are_validated():
         validate_options("python_tests", {"timeout_s": 0})
     with pytest.raises(VerifierOptionError, match="verifier.options.module"):
         PythonTestsOptions(module="test_solution")
+    validate_options("python_tests", None)  # no options section at all means the defaults, as an empty one does
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 from rlaif.core.fields import ConfigError
 from rlaif.judges.base import BuildContext, Comparison, Judge, JudgeStats, NestedSpec, Verdict
 from rlaif.judges.llm_api import AnthropicClient, ChatClient, ClientReply, LLMJudgeSettings, OpenAIClient
-from rlaif.judges.pricing import JudgeCost, ModelPrice, PriceTable, Usage, actual_cost, load_price_table
+from rlaif.judges.pricing import JudgeCost, ModelPrice, PriceTable, Usage, actual_cost, estimate_cost, load_price_table
 from rlaif.judges.prompting import TEMPLATE_VERSION, JudgePrompt, parse_judge_reply, render_judge_prompt
 from rlaif.rubric import Rubric
 from store.secrets_guard import redact_secrets
@@ -260,7 +260,7 @@ class _APIJudgeKind(RubricLLMJudge):
                       nested: Mapping[str, NestedSpec], ctx: BuildContext) -> JudgeCost:
         out = options.expected_output_tokens if output_tokens is None else output_tokens
         table = ctx.prices or load_price_table(options.prices_path)
-        usd = actual_cost(Usage(prompt_tokens * n, out * n), options.model, table)
+        usd = estimate_cost(n, prompt_tokens, out, options.model, table).usd
         where = f"{cls.name}:{options.model}"
         if usd is None:
             return JudgeCost(None, [f"{where}: no price in {table.source}"])

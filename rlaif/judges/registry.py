@@ -138,8 +138,3 @@ def make_judge(name: str, *, verify=None, options: Mapping[str, Any] | None = No
                environ: Mapping[str, str] | None = None) -> Judge:
     """Build a judge. ``verify`` is the task's verifier (``verifier``, ``verifier_first``); ``store`` backs ``cache``."""
     return parse_spec(name, options).build(BuildContext(verify=verify, store=store, environ=environ))
-
-
-def judge_stats(judge: Judge) -> dict[str, dict[str, Any]]:
-    """Counters of every judge in the tree that keeps some, keyed ``<position>:<judge_id>``; for manifests, CLI."""
-    return judge.all_stats()

@@ -60,6 +60,16 @@ class Parts:
         return self.verifier.verify if self.verifier is not None else None
 
 
+def judge_spec(cfg: RunConfig, name: str | None = None, options: dict[str, Any] | None = None) -> JudgeSpec:
+    """The training judge's spec from the config alone (no rubric is read); another ``name`` gets the config's
+    options only when it is the config's eval or training judge (else that judge's defaults)."""
+    name = name or cfg.judge.name
+    if options is None:
+        options = (cfg.judge.options if name == cfg.judge.name
+                   else cfg.eval_judge.options if name == cfg.eval_judge.name else {})
+    return parse_spec(name, options, "judge")
+
+
 @dataclass
 class Project:
     config: RunConfig
@@ -83,14 +93,8 @@ class Project:
     # ---- judges
 
     def judge_spec(self, name: str | None = None, options: dict[str, Any] | None = None) -> JudgeSpec:
-        """The training judge's spec; another ``name`` gets the config's options only when it is the config's eval
-        or training judge (else that judge's defaults)."""
-        cfg = self.config
-        name = name or cfg.judge.name
-        if options is None:
-            options = (cfg.judge.options if name == cfg.judge.name
-                       else cfg.eval_judge.options if name == cfg.eval_judge.name else {})
-        return parse_spec(name, options, "judge")
+        """The training judge's spec (see :func:`judge_spec`)."""
+        return judge_spec(self.config, name, options)
 
     def eval_judge_spec(self) -> JudgeSpec | None:
         cfg = self.config

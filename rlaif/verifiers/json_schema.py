@@ -39,7 +39,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from referencing import Registry
 
-from rlaif.verifiers.base import Verifier, VerifierOptionError, VerifierResult, check_number, extract_fenced
+from rlaif.verifiers.base import (
+    Verifier,
+    VerifierOptionError,
+    VerifierResult,
+    check_number,
+    extract_fenced,
+    resolve_path,
+)
 
 REFERENCE_MODES = ("expected", "schema", "envelope")
 
@@ -78,8 +85,7 @@ class JsonSchemaOptions:
         """The options' schema, reading ``schema_file`` relative to ``base_dir``; ``None`` without one."""
         if self.schema_file is None:
             return self.schema
-        path = Path(self.schema_file).expanduser()
-        path = path if path.is_absolute() else Path(base_dir) / path
+        path = resolve_path(self.schema_file, base_dir)
         if not path.is_file():
             raise VerifierOptionError("schema_file", f"file not found: {path}")
         text = path.read_text(encoding="utf-8")

@@ -37,7 +37,7 @@ def verifier_class(kind: str) -> type[Verifier]:
 
 def verifier_options(kind: str, options: Mapping[str, Any] | None) -> Any:
     """The kind's options object, checked (raises VerifierOptionError naming ``verifier.options.<name>``)."""
-    return build_options(verifier_class(kind).Options, options, "verifier.options", VerifierOptionError)
+    return build_options(verifier_class(kind).Options, options or {}, "verifier.options", VerifierOptionError)
 
 
 def validate_options(kind: str, options: Mapping[str, Any] | None) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import streamlit as st
 
 from rlaif.workbench.auth import User
+from rlaif.workbench.projects import REPO_ROOT
 from store import Store
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class PageEntry:

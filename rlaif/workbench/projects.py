@@ -18,7 +18,7 @@ from rlaif.anchors.formats.readers import file_type_of
 from rlaif.config import RunConfig, config_from_dict, describe_fields
 from rlaif.judges import Judge
 from rlaif.judges.pricing import JudgeCost
-from rlaif.loop.project import Project, RunCost, max_judge_calls
+from rlaif.loop.project import Project, RunCost, judge_spec, max_judge_calls
 from store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,15 +56,6 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
             node[part] = {}
         node = node[part]
     node[leaf] = value
-
-
-def get_dotted(data: dict[str, Any], dotted: str, default: Any = None) -> Any:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def run_config(config_path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -120,7 +111,7 @@ def spends_api(cfg: RunConfig, name: str | None = None) -> bool:
     """Whether the project's judge ``name`` may cost API money (an annotator may never start one); a spec that does
     not parse counts as spending, an unknown price too."""
     try:
-        return Project.from_config(cfg).judge_spec(name).spends_api()
+        return judge_spec(cfg, name).spends_api()
     except ValueError:
         return True
 
