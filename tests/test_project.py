@@ -102,3 +102,30 @@ def test_another_judge_name_gets_its_own_defaults_not_the_configs_options(monkey
     assert spends_api(cfg) and not spends_api(cfg, "verifier")
     cost = estimate_run_cost(cfg, 282)
     assert cost.judge_calls == 3 * 282 * 6 and cost.judge.usd > 0 and "anthropic:claude-haiku-4-5" in cost.note
+
+
+def test_a_command_that_measures_one_judge_does_not_build_the_eval_judge(tmp_path, monkeypatch, capsys):
+    """The eval judge is an API judge whose key is not set: measuring the verifier judge (kappa, the workbench)
+    must not need it; the loop, which uses both, says the key is missing."""
+    from rlaif.judges.llm_api import MissingAPIKeyError
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    cfg = sql_config(eval_judge={"name": "anthropic", "options": {"model": "claude-haiku-4-5"}})
+    with Store(":memory:") as store:
+        with Project.from_config(cfg).open(store, judge="verifier") as parts:
+            assert parts.judge.judge_id.startswith("verifier") and parts.eval_judge is None
+        with project_judge(cfg, "verifier", store=store) as judge:
+            assert judge.judge_id.startswith("verifier")
+        with pytest.raises(MissingAPIKeyError):
+            with Project.from_config(cfg).open(store, with_eval_judge=True):
+                pass
+    config = tmp_path / "loop.yaml"
+    body = json.loads(json.dumps(cfg.to_dict()))
+    body["calibration"] = {"anchor_set": str(SAMPLE / "anchors.jsonl"), "annotators": "oracle"}
+    body["verifier"]["warehouse"] = str(SAMPLE / "warehouse.sql")
+    body["rubric"] = str(SAMPLE / "rubric.yaml")
+    body["verifier"]["options"] = {}
+    config.write_text(json.dumps(body), encoding="utf-8")
+    assert main(["--store", str(tmp_path / "k.duckdb"), "kappa", "--judge", "verifier", "--config", str(config),
+                 "--resamples", "100"]) == 0
+    assert "GATE PASSED" in capsys.readouterr().out

@@ -27,18 +27,17 @@ def cmd_best_of_n(args) -> int:
     seed = cfg.seed if args.seed is None else args.seed
     judge_name = args.judge or cfg.judge.name
     eval_name = args.eval_judge or cfg.eval_judge.name or cfg.judge.name
+    same = eval_name == judge_name and not args.reward_model  # the reranking judge also scores: build it once
+    want_eval = eval_name != "none" and not same
     with Store(args.store) as store, project.open(store, judge=None if args.reward_model else judge_name,
-                                                  build_judge=not args.reward_model) as parts:
+                                                  build_judge=not args.reward_model, with_eval_judge=want_eval,
+                                                  eval_judge=eval_name if want_eval else None) as parts:
         reward_model = None
         if args.reward_model:
             from rlaif.reward_model import load_reward_model  # torch and transformers load here
 
             reward_model = load_reward_model(args.reward_model, device=cfg.policy.device)
-        eval_judge = None
-        if eval_name != "none":
-            same = parts.judge is not None and eval_name == judge_name
-            eval_judge = parts.judge if same else project.judge_spec(eval_name).build(verify=parts.verify,
-                                                                                       store=store)
+        eval_judge = parts.judge if same else parts.eval_judge
         report = best_of_n(project.load_policy(), prompts, n=args.n, rubric=project.rubric,
                            temperatures=cfg.sampling.temperatures,
                            max_new_tokens=args.max_new_tokens or cfg.policy.max_new_tokens, seed=seed,

@@ -177,7 +177,8 @@ class RLAIFPipeline:
         configure_cpu_threads()
         quiet_library_progress()
         judge, eval_judge = self._given
-        with self.project.open(store, judge=judge, eval_judge=eval_judge, cache_expensive=True) as parts:
+        with self.project.open(store, judge=judge, eval_judge=eval_judge, with_eval_judge=True,
+                               cache_expensive=True) as parts:
             self.parts = parts
             rubric_version = store.rubrics.save(self.rubric.name, self.rubric.to_dict())
             assert rubric_version == self.rubric.version, "store and engine must hash rubrics the same way"

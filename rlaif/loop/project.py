@@ -102,12 +102,15 @@ class Project:
 
     @contextmanager
     def open(self, store, *, judge: Judge | str | None = None, eval_judge: Judge | str | None = None,
-             build_judge: bool = True, cache_expensive: bool = False) -> Iterator[Parts]:
-        """Open the verifier and build the judges; everything is released on exit.
+             build_judge: bool = True, with_eval_judge: bool = False,
+             cache_expensive: bool = False) -> Iterator[Parts]:
+        """Open the verifier and build the judges asked for; everything is released on exit.
 
         ``judge``/``eval_judge``: a ready judge to use as is, or a judge name (see ``judge_spec``); by default the
-        config's. ``cache_expensive``: kinds that cache by default get the verdict cache (the loop asks for it, so a
-        resumed or reproduced iteration pays nothing twice). ``build_judge=False`` opens only the verifier.
+        config's. ``build_judge=False`` builds no training judge; the eval judge is built only ``with_eval_judge``
+        (a command that measures one judge must not need the eval judge's API key). ``cache_expensive``: kinds that
+        cache by default get the verdict cache (the loop asks for it, so a resumed or reproduced iteration pays
+        nothing twice).
         """
         with self.open_verifier() as verifier:
             ctx = BuildContext(verify=verifier.verify if verifier is not None else None, store=store)
@@ -121,7 +124,7 @@ class Project:
                 return (spec.with_cache_default() if cache_expensive else spec).build(ctx)
 
             training = build(judge, self.judge_spec()) if build_judge else None
-            evaluating = build(eval_judge, self.eval_judge_spec()) if build_judge else None
+            evaluating = build(eval_judge, self.eval_judge_spec()) if with_eval_judge else None
             yield Parts(verifier, training, evaluating)
 
     # ---- verifier and policy
