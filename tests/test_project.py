@@ -14,6 +14,7 @@ from rlaif.judges import JUDGE_NAMES
 from rlaif.judges.cache import CachedJudge
 from rlaif.judges.registry import KINDS
 from rlaif.loop import Project
+from rlaif.loop.project import judge_options
 from rlaif.workbench.projects import estimate_run_cost, project_judge, spends_api
 from store import Store
 
@@ -98,6 +99,9 @@ def test_another_judge_name_gets_its_own_defaults_not_the_configs_options(monkey
     assert project.judge_spec().options.budget_usd == 1.0
     assert project.judge_spec("openai").options.model == "gpt-4o-mini"  # the eval judge's options
     assert project.judge_spec("stub").name == "stub"
+    # the one rule `rlaif run --judge NAME` applies too: the options the config gives that name, else none
+    assert judge_options(cfg, "openai") == {"model": "gpt-4o-mini"} and judge_options(cfg, "stub") == {}
+    assert judge_options(cfg, "anthropic")["budget_usd"] == 1.0
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     assert spends_api(cfg) and not spends_api(cfg, "verifier")
     cost = estimate_run_cost(cfg, 282)

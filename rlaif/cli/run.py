@@ -15,6 +15,7 @@ from rlaif.config import load_config
 from rlaif.datasets import load_prompts
 from rlaif.judges import JUDGE_NAMES
 from rlaif.loop import Project, RLAIFPipeline
+from rlaif.loop.project import judge_options
 from rlaif.loop.reproduce import reproduce_manifest
 from store import Store
 
@@ -96,7 +97,7 @@ def _with_overrides(cfg, args, *, train: str, eval: str):
     """The config with the command line's overrides, validated like the file (a ConfigError names the flag's field)."""
     judge = cfg.judge
     if args.judge or args.budget is not None:
-        options = dict(judge.options) if not args.judge or args.judge == judge.name else {}
+        options = judge_options(cfg, args.judge or judge.name)
         if args.budget is not None:
             options["budget_usd"] = args.budget
         judge = dataclasses.replace(judge, name=args.judge or judge.name, options=options)

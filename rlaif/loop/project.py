@@ -60,14 +60,19 @@ class Parts:
         return self.verifier.verify if self.verifier is not None else None
 
 
+def judge_options(cfg: RunConfig, name: str) -> dict[str, Any]:
+    """The config's options for a judge ``name``: the training judge's or the eval judge's when it names one of
+    them, else none (that judge's defaults; another kind's options would not fit it)."""
+    if name == cfg.judge.name:
+        return dict(cfg.judge.options)
+    return dict(cfg.eval_judge.options) if name == cfg.eval_judge.name else {}
+
+
 def judge_spec(cfg: RunConfig, name: str | None = None, options: dict[str, Any] | None = None) -> JudgeSpec:
-    """The training judge's spec from the config alone (no rubric is read); another ``name`` gets the config's
-    options only when it is the config's eval or training judge (else that judge's defaults)."""
+    """The training judge's spec from the config alone (no rubric is read); ``options`` default to
+    :func:`judge_options`."""
     name = name or cfg.judge.name
-    if options is None:
-        options = (cfg.judge.options if name == cfg.judge.name
-                   else cfg.eval_judge.options if name == cfg.eval_judge.name else {})
-    return parse_spec(name, options, "judge")
+    return parse_spec(name, judge_options(cfg, name) if options is None else options, "judge")
 
 
 @dataclass
