@@ -139,11 +139,16 @@ class JudgeConfig:
         _check(bool(self.name), "judge.name", "must not be empty")
         _check(self.ranking in RANKINGS, "judge.ranking", f"must be one of {RANKINGS}, got {self.ranking!r}")
         _check(self.batch_size > 0, "judge.batch_size", f"must be > 0, got {self.batch_size}")
-        for key in _walk_keys(self.options):
-            secretish = "key" in key.lower() or "secret" in key.lower() or key.lower() in ("token", "password")
-            _check(not secretish or key.lower().endswith("_env"), f"judge.options.{key}",
-                   "secrets are read from the environment, never from a config file (use api_key_env: VAR_NAME)")
-        parse_spec(self.name, self.options, "judge")  # the kind's options class checks the rest, naming the field
+        check_judge(self.name, self.options, "judge")
+
+
+def check_judge(name: str, options: dict[str, Any], where: str) -> None:
+    """A judge section's options: no secret in the file, then the kind's own options class (errors under ``where``)."""
+    for key in _walk_keys(options):
+        secretish = "key" in key.lower() or "secret" in key.lower() or key.lower() in ("token", "password")
+        _check(not secretish or key.lower().endswith("_env"), f"{where}.options.{key}",
+               "secrets are read from the environment, never from a config file (use api_key_env: VAR_NAME)")
+    parse_spec(name, options, where)  # the kind's options class checks the rest, naming the field
 
 
 def _walk_keys(value: Any):
@@ -167,10 +172,7 @@ class EvalJudgeConfig:
     def __post_init__(self):
         _check(self.max_prompts is None or self.max_prompts > 0, "eval_judge.max_prompts", "must be > 0 when set")
         if self.name:  # the same checks as the training judge's, named under eval_judge
-            try:
-                JudgeConfig(name=self.name, options=self.options)
-            except ConfigError as err:
-                raise ConfigError("eval_judge" + err.field_path.removeprefix("judge"), err.problem) from None
+            check_judge(self.name, self.options, "eval_judge")
 
 
 @dataclass

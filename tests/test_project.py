@@ -70,6 +70,10 @@ def test_judge_specs_are_checked_when_the_config_loads():
             "modle": "gpt-4o"}}]}})
     with pytest.raises(ConfigError, match=r"judge\.name: unknown judge 'gemini'"):
         sql_config(judge={"name": "gemini"})
+    with pytest.raises(ConfigError, match=r"^eval_judge\.name: unknown judge 'gemini'"):
+        sql_config(eval_judge={"name": "gemini"})
+    with pytest.raises(ConfigError, match=r"^eval_judge\.options\.api_key: secrets are read from the environment"):
+        sql_config(eval_judge={"name": "openai", "options": {"model": "m", "api_key": "sk-x"}})
 
 
 def test_every_kind_owns_a_documented_options_class():

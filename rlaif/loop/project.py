@@ -87,14 +87,6 @@ class Project:
             rubric = load_rubric(config.resolve(config.rubric)) if config.rubric else DEFAULT_RUBRIC
         return cls(config, rubric)
 
-    @classmethod
-    def for_run(cls, store, run_id: str) -> "Project":
-        """The project a stored run was started with (its config as recorded, its rubric version)."""
-        run = store.runs.get(run_id)
-        if run is None:
-            raise LookupError(f"no run {run_id!r} in the store")
-        return cls.from_config(RunConfig.from_record(run["config"]))
-
     # ---- judges
 
     def judge_spec(self, name: str | None = None, options: dict[str, Any] | None = None) -> JudgeSpec:
