@@ -5,8 +5,10 @@
 """
 
 from store.content_hash import canonical_json, content_hash
+from store.db import StoreUnavailableError
 from store.facade import Store
 from store.migrate import MigrationError, SchemaTooNewError
 from store.pairs import PairFilter
 
-__all__ = ["Store", "SchemaTooNewError", "MigrationError", "PairFilter", "canonical_json", "content_hash"]
+__all__ = ["Store", "SchemaTooNewError", "MigrationError", "PairFilter", "StoreUnavailableError", "canonical_json",
+           "content_hash"]

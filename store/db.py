@@ -38,6 +38,11 @@ T = TypeVar("T")
 _CONFLICT_RETRIES = 8
 
 
+class StoreUnavailableError(RuntimeError):
+    """The database file cannot be opened: most often another process (a run, the workbench) holds DuckDB's
+    one-writer lock on it. Says which file and what to do, in one line."""
+
+
 class Database:
     """The connection, per-thread transactions, and row decoding shared by every repository."""
 
@@ -45,7 +50,13 @@ class Database:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = duckdb.connect(self.path)
+        try:
+            self.conn = duckdb.connect(self.path)
+        except duckdb.IOException as err:
+            detail = str(err).splitlines()[0].removeprefix("IO Error: ")
+            hint = ("another process has it open (DuckDB allows one writer per file): wait for it, stop it, or "
+                    "pass another --store" if "lock" in detail.lower() else "check the path and its permissions")
+            raise StoreUnavailableError(f"store {self.path}: cannot open it: {detail}; {hint}") from None
         try:
             migrate(self.conn, migrations_dir, path_label=self.path)
         except BaseException:

@@ -472,3 +472,30 @@ def test_env_var_names_and_empty_keys_are_allowed_and_errors_are_redacted(store)
     assert store.runs.get("r1")["config"] == config
     store.runs.set_status("r1", "failed", error="AuthenticationError: bad key sk-ant-api03-abcdefghijklmnopqrstu")
     assert store.runs.get("r1")["error"] == "AuthenticationError: bad key [redacted]"
+
+
+def test_a_store_held_by_another_process_is_one_line_naming_the_file(tmp_path, capsys):
+    """DuckDB allows one writing process per file: a second command gets the file, the cause and what to do, not
+    a duckdb traceback."""
+    import subprocess
+    import sys
+
+    from rlaif.cli import main
+    from store import StoreUnavailableError
+
+    path = tmp_path / "busy.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); time.sleep(60)", str(path)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreUnavailableError, match=r"busy.duckdb: cannot open it: .*lock.*one writer per file"):
+            Store(path)
+        assert main(["--store", str(path), "runs"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: store {path}: cannot open it:") and len(err.strip().splitlines()) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(path) as store:  # released: it opens, nothing was lost or half-written
+        assert store.runs.list() == []

@@ -16,11 +16,13 @@ from typing import Any, Callable
 
 from rlaif.judges.llm_api import MissingAPIKeyError
 from rlaif.loop.state import NothingToResume
+from store import SchemaTooNewError, StoreUnavailableError
 
 DEFAULT_STORE = os.environ.get("RLAIF_STORE", "rlaif.duckdb")
 #: Problems with what the user gave (files, ids, options, keys): one line, exit code 2. ConfigError, DatasetError,
 #: RubricError and VerifierOptionError are ValueErrors; KeyError is a LookupError.
-USER_ERRORS = (ValueError, LookupError, FileNotFoundError, NothingToResume, MissingAPIKeyError)
+USER_ERRORS = (ValueError, LookupError, FileNotFoundError, NothingToResume, MissingAPIKeyError,
+               StoreUnavailableError, SchemaTooNewError)
 
 
 def store_option(parser: argparse.ArgumentParser) -> None:
