@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from rlaif.core.fields import ConfigError
+
 
 @dataclass(frozen=True)
 class Device:
@@ -31,7 +33,8 @@ def select_device(preference: str = "auto") -> Device:
     import torch  # torch loads when a model is about to run, not when the engine is imported (2 s here)
 
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("policy.device is cuda but no CUDA device is available")
+        raise ConfigError("policy.device", "is cuda but no CUDA device is available here; use auto (CUDA when "
+                                           "present, else CPU) or cpu")
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return Device("cuda", dtype)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from rlaif.cli import main
@@ -85,3 +86,13 @@ def test_invalid_config_names_the_field(tmp_path, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([str(Path(sys.executable).parent / "rlaif"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "run" in out.stdout and "runs" in out.stdout
+
+
+def test_counts_on_the_command_line_must_be_positive(tmp_path, capsys):
+    for argv in (["runs", "--limit", "-1"], ["kappa", "--judge", "stub", "--limit", "0"],
+                 ["anchors", "label", "--annotator", "ana", "--limit", "x"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--store", str(tmp_path / "s.duckdb"), *argv])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "argument --limit: " in err and ("must be >= 1" in err or "expected a whole number" in err)

@@ -137,3 +137,15 @@ def test_a_command_that_measures_one_judge_does_not_build_the_eval_judge(tmp_pat
     assert main(["--store", str(tmp_path / "k.duckdb"), "kappa", "--judge", "verifier", "--config", str(config),
                  "--resamples", "100"]) == 0
     assert "GATE PASSED" in capsys.readouterr().out
+
+
+def test_device_cuda_without_cuda_names_the_field():
+    import torch
+
+    from rlaif.policy import select_device
+
+    if torch.cuda.is_available():  # the GPU machine: cuda is what it gets
+        assert select_device("cuda").name == "cuda"
+    else:
+        with pytest.raises(ConfigError, match=r"^policy\.device: is cuda but no CUDA device is available here"):
+            select_device("cuda")

@@ -3,12 +3,14 @@ manifest, dataset or checkpoint is refused with a message naming what differs.""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from rlaif.cli import main
 from rlaif.datasets import load_prompts
 from rlaif.loop.reproduce import reproduce_manifest
+from rlaif.loop.state import resume_state
 from rlaif.pipeline import RLAIFPipeline
 from store import Store
 from tests.test_pipeline import SAMPLE, make_config, tiny  # noqa: F401  (fixture)
@@ -73,3 +75,25 @@ def test_cli_exit_code_says_match(finished, capsys):
     store.close()
     assert main(["--store", str(tmp_path / "s.duckdb"), "reproduce", str(manifests[0])]) == 0
     assert "MATCH" in capsys.readouterr().out
+
+
+def test_resume_refuses_a_checkpoint_changed_since_its_manifest(finished):
+    """Resuming after iteration 1 trains on from its checkpoint: one edited since the manifest recorded its hash is
+    a clear refusal (a ValueError, one line on the CLI), not a RuntimeError traceback."""
+    store, manifests, _, _ = finished
+    body = json.loads(manifests[1].read_text())
+    weights = Path(body["model_path"]) / "model.safetensors"  # iteration 1's merged checkpoint, in this test's tmp
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)
+    with pytest.raises(ValueError, match="no longer matches its manifest's model hash .* start a new run"):
+        resume_state(store, body["run_id"], 2, "unused", "unused")
+
+
+def test_reproduce_of_a_folder_or_a_non_manifest_is_one_line(tmp_path, capsys):
+    db = str(tmp_path / "s.duckdb")
+    assert main(["--store", db, "reproduce", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}: not a readable manifest file") and len(err.splitlines()) == 1
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    assert main(["--store", db, "reproduce", str(listed)]) == 2
+    assert capsys.readouterr().err == f"error: {listed}: a manifest is a JSON object, got list\n"

@@ -20,7 +20,7 @@ from rlaif.anchors.labelling import adjudicate_majority, next_item, override_lab
 from rlaif.anchors.sampling import sample_anchor_set
 from rlaif.anchors.sets import delete_anchor_set
 from rlaif.anchors.stats import anchor_set_stats
-from rlaif.cli.common import fmt, print_table, store_option
+from rlaif.cli.common import fmt, positive_int, print_table, store_option
 from store import Store
 
 
@@ -258,7 +258,7 @@ def add_commands(subparsers) -> None:
     p = sub.add_parser("label", help="label anchor pairs in the terminal (blind, sides randomized)")
     p.add_argument("anchor_set", nargs="?", help="anchor set id (default: the newest)")
     p.add_argument("--annotator", required=True, help="your name, as labels record it")
-    p.add_argument("--limit", type=int, help="stop after this many labels")
+    p.add_argument("--limit", type=positive_int, help="stop after this many labels")
     store_option(p)
     p.set_defaults(func=cmd_label)
 

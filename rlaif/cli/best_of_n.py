@@ -9,7 +9,7 @@ compare with greedy decoding: a check of a rubric that costs less than a trainin
 from __future__ import annotations
 
 from rlaif.best_of_n import best_of_n, format_summary
-from rlaif.cli.common import counter, store_option
+from rlaif.cli.common import counter, positive_int, store_option
 from rlaif.config import load_config
 from rlaif.datasets import load_prompts
 from rlaif.loop.project import Project
@@ -63,7 +63,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--eval-judge", help="judge of best-of-N vs greedy (default: eval_judge.name, else judge.name; "
                                         "'none' skips the win rate)")
     p.add_argument("--split", choices=("eval", "train"), default="eval", help="prompt set (default: held-out)")
-    p.add_argument("--limit", type=int, help="use only the first K prompts")
+    p.add_argument("--limit", type=positive_int, help="use only the first K prompts")
     p.add_argument("--max-new-tokens", type=int, help="overrides policy.max_new_tokens")
     p.add_argument("--seed", type=int, help="sampling seed (default: the config's seed)")
     p.add_argument("--out", help="write one JSON row per prompt here, and <stem>.summary.json beside it")

@@ -30,6 +30,17 @@ def store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=argparse.SUPPRESS, help="DuckDB store file")
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts such as ``--limit``: a whole number >= 1 (argparse prints the one line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def fmt(value: Any, digits: int = 3) -> str:
     """A number for a table or summary line: floats to ``digits`` decimals, None as "-"."""
     return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))

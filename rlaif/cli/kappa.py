@@ -21,7 +21,7 @@ from rlaif.anchors.gate import kappa_gate
 from rlaif.anchors.gate_config import CalibrationConfig
 from rlaif.anchors.importers import resolve_anchor_set
 from rlaif.cli.anchors import default_set
-from rlaif.cli.common import fmt, store_option
+from rlaif.cli.common import fmt, positive_int, store_option
 from rlaif.config import ConfigError, RunConfig, load_config
 from rlaif.loop.project import Project
 from rlaif.rubric import Rubric, load_rubric, rubric_from_dict
@@ -139,7 +139,7 @@ def add_commands(subparsers) -> None:
                                                  f"{DEFAULT_MIN_ITEMS})")
     p.add_argument("--per-slice", action="store_true", help="every slice must pass on its own too")
     p.add_argument("--min-items-per-slice", type=int, help="with --per-slice: fewest labelled items per slice")
-    p.add_argument("--limit", type=int, metavar="N", help="judge only a seeded, slice-stratified sample of N items "
+    p.add_argument("--limit", type=positive_int, metavar="N", help="judge only a seeded, slice-stratified sample of N items "
                                                          "(a quick, cheap first measurement)")
     p.add_argument("--include-holdout", action="store_true",
                    help="also judge the locked holdout and report its kappa (it never decides); off by default, so "

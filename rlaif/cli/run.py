@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rlaif.cli.common import Bars, fmt, store_option
+from rlaif.cli.common import Bars, fmt, positive_int, store_option
 from rlaif.config import load_config
 from rlaif.datasets import load_prompts
 from rlaif.judges import JUDGE_NAMES
@@ -181,7 +181,7 @@ def add_commands(sub) -> None:
     run.set_defaults(func=cmd_run)
 
     runs = sub.add_parser("runs", help="list the runs in the store")
-    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--limit", type=positive_int, default=50, help="newest runs to list (default 50)")
     store_option(runs)
     runs.set_defaults(func=cmd_runs)
 

@@ -150,7 +150,13 @@ def check_inputs(body: dict[str, Any], store) -> tuple[list[str], Any, str | Non
 
 
 def reproduce_manifest(path: str | Path, store, *, output_dir: str | Path | None = None) -> ReproduceReport:
-    body = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        body = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable manifest file ({err}); pass runs/<run>/manifests/<file>.json") \
+            from None
+    if not isinstance(body, dict):
+        raise ValueError(f"{path}: a manifest is a JSON object, got {type(body).__name__}")
     report = ReproduceReport(manifest_id=str(body.get("manifest_id")))
     if not verify_manifest(body):
         stored = store.manifests.get(body.get("manifest_id"))

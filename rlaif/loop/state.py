@@ -64,7 +64,8 @@ def resume_state(store, run_id: str, iterations: int, base_path: str, base_hash:
         for k in {0, last["iteration"]}:
             state.outputs[k] = stored_outputs(store, run_id, k)
         if model_hash(state.model_path) != state.model_hash:
-            raise RuntimeError(f"checkpoint {state.model_path} no longer matches its manifest's model hash")
+            raise ValueError(f"checkpoint {state.model_path} no longer matches its manifest's model hash (changed "
+                             "since the run wrote it): resuming would train on an unknown model; start a new run")
     store.purge_iteration(run_id, state.start)
     return state
 
