@@ -48,11 +48,12 @@ with st.expander("Configure a run", expanded=True):
         format_func=lambda v: "as in the config file" if v is None else f"{versions[v]['name']} · {v[:12]}")
     try:
         cfg = run_config(wb.project_path, overrides)
+        n_train = len(load_prompts(cfg.resolve(cfg.data.train)))  # a mistyped prompts path is said here, once
     except (ConfigError, ValueError) as err:
         cfg = None
         st.error(str(err))
     if cfg is not None:
-        estimate = estimate_run_cost(cfg, len(load_prompts(cfg.resolve(cfg.data.train))))
+        estimate = estimate_run_cost(cfg, n_train)
         cost = "unknown" if estimate.judge.usd is None else f"${estimate.judge.usd:,.2f}"
         st.info(f"Cost estimate: at most {estimate.judge_calls:,} judge calls, {cost} ({estimate.note}).")
     spends = cfg is not None and spends_api(cfg)

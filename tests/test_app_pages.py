@@ -139,6 +139,14 @@ def test_runs_page_runs_a_job_and_shows_progress_and_charts(env):
     assert [i["iteration"] for i in store(env).iterations.list(run["run_id"])] == [0, 1]
 
 
+def test_runs_page_says_a_mistyped_prompts_path_and_disables_the_start(env):
+    at = open_page("runs")
+    next(t for t in at.text_input if t.label == "Training prompts").set_value("no_such_prompts.jsonl").run()
+    assert not at.exception, at.exception
+    assert any("no_such_prompts.jsonl: file not found" in e.value for e in at.error)
+    assert next(b for b in at.button if b.label == "Start run").disabled
+
+
 def test_runs_page_cancels_a_job(env):
     at = open_page("runs")
     next(b for b in at.button if b.label == "Start run").click().run()
