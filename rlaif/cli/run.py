@@ -86,10 +86,11 @@ def cmd_run(args) -> int:
     n_eval = min(len(evals), cfg.data.max_eval_prompts or len(evals))
     print(f"run {cfg.name}: {n_train} train prompts, {n_eval} eval prompts, judge {cfg.judge.name}, "
           f"{cfg.loop.iterations} iterations, loss {'+'.join(cfg.training.loss_type)}")
-    cost = Project.from_config(cfg).estimate_cost(len(train))
+    project = Project.from_config(cfg)
+    cost = project.estimate_cost(len(train))
     print(f"judge cost estimate for at most {cost.judge_calls} comparisons: {cost.note}")
     with Store(args.store) as store:
-        pipeline = RLAIFPipeline(cfg, store=store, progress=bars)
+        pipeline = RLAIFPipeline(cfg, store=store, rubric=project.rubric, progress=bars)
         return _drive(pipeline, pipeline.run(train, evals), store, primary, bars)
 
 
