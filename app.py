@@ -1,8 +1,10 @@
 """The RLAIF Workbench: the router and the shared sidebar; each page in ``pages/`` is a thin view over ``rlaif/``,
 getting its context from ``rlaif.workbench.page`` (pages never import this module).
 
-Run it with ``streamlit run app.py`` (``.streamlit/config.toml`` binds 127.0.0.1). Served to a team, users come from
-``[auth]`` in ``.streamlit/secrets.toml`` or ``RLAIF_USERS``; an annotator then sees and may use only the Label page.
+Start it with ``rlaif workbench`` (127.0.0.1:8501), or ``streamlit run app.py`` (``.streamlit/config.toml`` binds
+127.0.0.1). Served to a team, users come from ``[auth]`` in ``.streamlit/secrets.toml`` or ``RLAIF_USERS``; an
+annotator then sees and may use only the Label page. A server on a non-loopback address without users stops at its
+first script run with the reason on stderr (exit code 2): serving an error page forever would hide the mistake.
 
     RLAIF_STORE=rlaif.duckdb streamlit run app.py
 """
@@ -10,11 +12,13 @@ Run it with ``streamlit run app.py`` (``.streamlit/config.toml`` binds 127.0.0.1
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import streamlit as st
+from streamlit import runtime
 
-from rlaif.workbench.auth import AuthConfigError, User, check_exposure, load_users, sign_in
+from rlaif.workbench.auth import AuthConfigError, ExposureError, User, check_exposure, load_users, sign_in
 from rlaif.workbench.page import PAGES, Workbench, default_labeller, navigation_pages
 from rlaif.workbench.projects import discover_projects
 from rlaif.workbench.stores import default_store_path, open_store
@@ -87,6 +91,9 @@ def run() -> None:
         users = load_users(_secrets())
         check_exposure(users, st.get_option("server.address"))
     except AuthConfigError as err:
+        if isinstance(err, ExposureError) and runtime.exists():  # a real server, not AppTest: stop it, loudly,
+            print(f"error: {err}", file=sys.stderr, flush=True)  # instead of serving this page forever
+            os._exit(2)
         st.error(f"Sign-in is misconfigured: {err}")
         st.stop()
     user = st.session_state.get("user") if users else User(default_labeller(), "admin")

@@ -104,10 +104,14 @@ class VerifierConfig:
         try:
             validate_options(self.kind, self.verifier_options())
         except VerifierOptionError as err:
-            name = err.field_path.removeprefix("verifier.options.")
-            if self.kind == "sql" and name in SQL_SHORTHANDS and name not in self.options:
-                raise ConfigError(f"verifier.{name}", err.problem) from None  # where the user wrote it
-            raise
+            raise self.where_written(err) from None
+
+    def where_written(self, err: VerifierOptionError) -> ConfigError:
+        """The error named where the user wrote the option: a SQL shorthand (``verifier.warehouse``) as such."""
+        name = err.field_path.removeprefix("verifier.options.")
+        if self.kind == "sql" and name in SQL_SHORTHANDS and name not in self.options:
+            return ConfigError(f"verifier.{name}", err.problem)
+        return err
 
     def verifier_options(self) -> dict[str, Any]:
         """The options the verifier kind gets: ``options``, plus the SQL shorthands for kind=sql."""
@@ -353,18 +357,41 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = ".", source: s
     return cfg
 
 
+#: What a config cannot do without: said when a file is empty (every other field has a default).
+NEEDED = "policy.path (the model), data.train and data.eval (prompt JSONL files)"
+
+
 def load_config(path: str | Path) -> RunConfig:
-    """Read a YAML loop config; relative paths inside it resolve against the file's directory."""
+    """Read a YAML loop config; relative paths inside it resolve against the file's directory.
+
+    Every problem is a ConfigError naming the file (and the line or field): a missing or unreadable file, bytes that
+    are not UTF-8 (a byte-order mark is fine), invalid or absurdly nested YAML, an empty file, a top level that is
+    not a mapping, and any field the dataclasses refuse.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError("<file>", "config file not found", str(path))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as err:
+        raise ConfigError("<file>", f"cannot read the file: {err.strerror or err}", str(path)) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError("<file>", f"not UTF-8 text ({err.reason} at byte {err.start})", str(path)) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<yaml>"
         raise ConfigError(where, f"invalid YAML: {getattr(err, 'problem', err)}", str(path)) from None
-    return config_from_dict(data or {}, base_dir=path.parent.resolve(), source=str(path))
+    except RecursionError:
+        raise ConfigError("<yaml>", "invalid YAML: nested too deeply", str(path)) from None
+    if data is None or data == {}:
+        raise ConfigError("<file>", f"the config is empty; a loop config needs at least {NEEDED} "
+                                    f"(see sample_data/harbor_sql/loop.yaml)", str(path))
+    if not isinstance(data, dict):
+        raise ConfigError("<root>", f"a loop config is a mapping of sections (policy:, data:, judge:, ...), "
+                                    f"got a {type(data).__name__}", str(path))
+    return config_from_dict(data, base_dir=path.parent.resolve(), source=str(path))
 
 
 def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any]]:

@@ -1,7 +1,8 @@
 """Prompt sets from JSONL: every record has an id, a prompt, an optional reference answer and a cohort.
 
 Why strict: a bad line found half-way through an import would otherwise leave half a dataset in the store. The whole
-file is parsed and validated first; an error names the file and the line; only a fully valid file is returned.
+file is parsed and validated first; an error names the file and the line; only a fully valid file is returned. What
+editors save is accepted as is: a UTF-8 byte-order mark, CRLF line ends, U+2028 inside a JSON string.
 
     prompts = load_prompts("sample_data/harbor_sql/train.jsonl")
 """
@@ -71,16 +72,19 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[PromptRecor
     records: list[PromptRecord] = []
     seen: dict[str, int] = {}
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+    except OSError as err:
+        raise DatasetError(path, None, f"cannot read the file: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8-sig")  # -sig: a byte-order mark (Windows editors) is dropped
     except UnicodeDecodeError as err:
-        raise DatasetError(path, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
-    for number, raw in enumerate(text.splitlines(), start=1):
+        line = data[:err.start].count(b"\n") + 1
+        raise DatasetError(path, line, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
+    # split on "\n" only: str.splitlines() would also break on U+2028 and friends, which JSON strings may contain
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise DatasetError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
+        obj = parse_json_line(raw, path, number)
         record = parse_record(obj, path, number)
         if record.id in seen:
             raise DatasetError(path, number, f"duplicate id {record.id!r} (first on line {seen[record.id]})")
@@ -89,6 +93,17 @@ def load_prompts(path: str | Path, limit: int | None = None) -> list[PromptRecor
     if not records:
         raise DatasetError(path, None, "no records")
     return records[:limit] if limit else records
+
+
+def parse_json_line(raw: str, path: str | Path, line: int) -> Any:
+    """One JSONL line; a syntax error or nesting too deep for the parser (``[[[[...]]]]``) names file and line."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise DatasetError(path, line, f"invalid JSON: {err.msg} (column {err.colno})") from None
+    except RecursionError:
+        raise DatasetError(path, line, "invalid JSON: nested too deeply (arrays or objects inside each other "
+                                       "more levels deep than the parser allows)") from None
 
 
 def dataset_hash(records: list[PromptRecord] | list[dict[str, Any]]) -> str:

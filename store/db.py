@@ -1,13 +1,22 @@
-"""One DuckDB connection shared by threads, with all-or-nothing writes.
+"""DuckDB connections shared by threads, opened on demand so processes can share one file, with atomic writes.
 
-Why this shape: DuckDB lets one *process* write a database file, and threads of that process share it through
-``conn.cursor()`` (each cursor is its own connection to the same database). So the Database keeps one
-connection, hands every call a fresh cursor, and remembers the cursor of an open transaction per thread so
-that repository calls made inside ``with db.transaction():`` join it instead of committing on their own.
+Why this shape: DuckDB lets one *process* open a database file at a time (even a read-only open fails while another
+holds it), and threads of that process share it through ``conn.cursor()``. A run that kept the file open for its
+whole life locked everyone else out for hours: ``rlaif runs`` could not list runs while a run worked, and no CLI
+command could open the store while the workbench was up. So a file store is **opened on demand**: every read, write
+and transaction holds the connection (threads share it, counted), and the connection is closed once nobody has used
+it for ``linger_s`` (a fraction of a second, so a burst of calls pays for one open). Between bursts, while a run
+samples or trains for minutes, the file is free for the other process. An open that finds the file locked **waits**:
+it says once, on stderr, "waiting for the store F held by pid N", retries with backoff, and after ``wait_s``
+(``RLAIF_STORE_WAIT_S``, default 60) fails with ``StoreUnavailableError`` (one line naming the file and the pid).
+Measured: one open of a 10 MB store costs ~30 ms, and ``bench/bench_store_sharing.py`` prints what it costs a run.
+``:memory:`` stores have no file to share and keep one connection for their life.
 
-DuckDB uses optimistic concurrency: two threads updating the same row (a worker's heartbeat and a page's cancel
-request) make one of them fail with "Conflict on update". ``write()`` retries such a conflict a few times,
-which is safe because it owns the whole transaction and re-runs it from the start.
+Within a connection, the Database hands every call a fresh cursor and remembers the cursor of an open transaction
+per thread so that repository calls made inside ``with db.transaction():`` join it instead of committing on their
+own. DuckDB uses optimistic concurrency: two threads updating the same row (a worker's heartbeat and a page's cancel
+request) make one of them fail with "Conflict on update". ``write()`` retries such a conflict a few times, which is
+safe because it owns the whole transaction and re-runs it from the start.
 
 ``Repository`` is the base every per-entity class extends: besides the Database it gives them the one way to
 read rows (``_rows``, after sqlite-utils' ``rows_where``) and the one way to update a row (``_update``, which
@@ -21,10 +30,15 @@ reports a missing row), so no repository assembles WHERE lists or UPDATE stateme
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import random
+import re
+import sys
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
@@ -36,47 +50,182 @@ from store.query import identifier, update_statement, where_clause
 
 T = TypeVar("T")
 _CONFLICT_RETRIES = 8
+DEFAULT_WAIT_S = 60.0
+DEFAULT_LINGER_S = 0.3
 
 
 class StoreUnavailableError(RuntimeError):
-    """The database file cannot be opened: most often another process (a run, the workbench) holds DuckDB's
-    one-writer lock on it. Says which file and what to do, in one line."""
+    """The database file cannot be opened: most often another process (a run, the workbench) held DuckDB's
+    one-writer lock on it for longer than we wait. Says which file and what to do, in one line."""
+
+
+def _default_wait_s() -> float:
+    raw = os.environ.get("RLAIF_STORE_WAIT_S", "")
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_WAIT_S
+    except ValueError:
+        return DEFAULT_WAIT_S
+
+
+def _say_waiting(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+_OPEN_FILES: "weakref.WeakSet[Database]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_files() -> None:
+    """Close idle-pending connections before the interpreter ends: a daemon closer thread stopped in the middle of
+    DuckDB's close at shutdown aborts the process ("FATAL: exception not rethrown")."""
+    for db in list(_OPEN_FILES):
+        db.close()
 
 
 class Database:
-    """The connection, per-thread transactions, and row decoding shared by every repository."""
+    """The connection (opened on demand for a file), per-thread transactions, and row decoding for repositories."""
 
-    def __init__(self, path: str | Path = ":memory:", migrations_dir: str | Path = MIGRATIONS_DIR):
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        migrations_dir: str | Path = MIGRATIONS_DIR,
+        *,
+        wait_s: float | None = None,
+        linger_s: float = DEFAULT_LINGER_S,
+        on_wait: Callable[[str], None] = _say_waiting,
+    ):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = duckdb.connect(self.path)
-        except duckdb.IOException as err:
-            detail = str(err).splitlines()[0].removeprefix("IO Error: ")
-            hint = ("another process has it open (DuckDB allows one writer per file): wait for it, stop it, or "
-                    "pass another --store" if "lock" in detail.lower() else "check the path and its permissions")
-            raise StoreUnavailableError(f"store {self.path}: cannot open it: {detail}; {hint}") from None
-        try:
-            migrate(self.conn, migrations_dir, path_label=self.path)
-        except BaseException:
-            self.conn.close()
-            raise
+        self.shared = self.path != ":memory:"
+        self.wait_s = _default_wait_s() if wait_s is None else wait_s
+        self.linger_s = linger_s
+        self._on_wait = on_wait
+        self._migrations_dir = migrations_dir
         self._local = threading.local()
         self._columns: dict[str, frozenset[str]] = {}
+        self._state = threading.Condition()
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._users = 0
+        self._last_used = 0.0
+        self._closer: threading.Thread | None = None
+        self._closed = False
+        self._opening = False
+        if self.shared:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _OPEN_FILES.add(self)
+        # Open once now: a bad path, a newer schema or a held file fails here, at construction, as before.
+        with self.connected():
+            pass
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        """The open connection (opened if needed; for a file store it closes again once idle)."""
+        with self.connected() as conn:
+            return conn
 
     @property
     def schema_version(self) -> int:
-        versions = applied_versions(self.cursor())
+        with self.connected() as conn:
+            versions = applied_versions(conn.cursor())
         return versions[-1] if versions else 0
 
     def close(self) -> None:
-        self.conn.close()
+        with self._state:
+            self._closed = True
+            self._close_locked()
+            self._state.notify_all()
+
+    # ---- opening on demand
+
+    @contextmanager
+    def connected(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the connection open for the block (opening it, waiting for another process if need be)."""
+        with self._state:
+            while self._opening:  # another thread is opening (maybe waiting for another process): join it
+                self._state.wait()
+            if self._closed:
+                raise StoreUnavailableError(f"store {self.path}: this Store was closed")
+            if self._conn is None:
+                self._opening = True
+                try:
+                    self._conn = self._open()
+                finally:
+                    self._opening = False
+                    self._state.notify_all()
+            self._users += 1
+        try:
+            yield self._conn
+        finally:
+            with self._state:
+                self._users -= 1
+                self._last_used = time.monotonic()
+                if self._users == 0 and self.shared:
+                    self._schedule_close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """Connect (called with the state lock held; waiting releases it), migrating on this object's first open."""
+        deadline = time.monotonic() + self.wait_s
+        delay, said = 0.005, False
+        while True:
+            try:
+                conn = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as err:
+                detail = str(err).splitlines()[0].removeprefix("IO Error: ")
+                if "lock" not in detail.lower():
+                    raise StoreUnavailableError(f"store {self.path}: cannot open it: {detail}; "
+                                                "check the path and its permissions") from None
+                holder = re.search(r"\(PID (\d+)\)", detail)
+                who = f"pid {holder.group(1)}" if holder else "another process"
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailableError(
+                        f"store {self.path}: held by {who} for more than {self.wait_s:g} s; wait for it to finish, "
+                        f"raise RLAIF_STORE_WAIT_S, or pass another --store") from None
+                if not said:
+                    self._on_wait(f"waiting for the store {self.path} held by {who} "
+                                  f"(up to {self.wait_s:g} s; RLAIF_STORE_WAIT_S)")
+                    said = True
+                # Without the state lock: other threads of this process must not queue behind a sleeping opener.
+                self._state.wait(timeout=delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 1.6, 0.2)
+        if not getattr(self, "_migrated", False):
+            try:
+                migrate(conn, self._migrations_dir, path_label=self.path)
+            except BaseException:
+                conn.close()
+                raise
+            self._migrated = True
+        return conn
+
+    def _schedule_close(self) -> None:
+        """Start (once) the thread that closes the connection after ``linger_s`` without users."""
+        if self._closer is None or not self._closer.is_alive():
+            self._closer = threading.Thread(target=self._close_when_idle, name=f"store-closer:{self.path}",
+                                            daemon=True)
+            self._closer.start()
+
+    def _close_when_idle(self) -> None:
+        with self._state:
+            while self._conn is not None and not self._closed:
+                idle_for = time.monotonic() - self._last_used
+                if self._users == 0 and idle_for >= self.linger_s:
+                    self._close_locked()
+                    return
+                self._state.wait(timeout=max(self.linger_s - idle_for, 0.01))
+
+    def _close_locked(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
     # ---- cursors and transactions
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """The cursor of this thread's open transaction, else a new cursor (safe to use from any thread)."""
+        """The cursor of this thread's open transaction, else a new cursor (safe to use from any thread).
+
+        Outside a transaction or ``connected()`` block, a file store's cursor stays valid only until the connection
+        is closed as idle (``linger_s`` after the last call): fine for one statement, not for keeping."""
         active = getattr(self._local, "cursor", None)
         return active if active is not None else self.conn.cursor()
 
@@ -89,24 +238,25 @@ class Database:
         if self.in_transaction():
             yield self._local.cursor
             return
-        cur = self.conn.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        self._local.cursor = cur
-        try:
-            yield cur
-        except BaseException:
+        with self.connected() as conn:
+            cur = conn.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            self._local.cursor = cur
+            try:
+                yield cur
+            except BaseException:
+                self._local.cursor = None
+                _rollback_quietly(cur)
+                cur.close()
+                raise
             self._local.cursor = None
-            _rollback_quietly(cur)
-            cur.close()
-            raise
-        self._local.cursor = None
-        try:
-            cur.execute("COMMIT")
-        except BaseException:
-            _rollback_quietly(cur)
-            raise
-        finally:
-            cur.close()
+            try:
+                cur.execute("COMMIT")
+            except BaseException:
+                _rollback_quietly(cur)
+                raise
+            finally:
+                cur.close()
 
     def write(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run ``work(cursor)`` atomically, retrying on DuckDB write-write conflicts; joins an open transaction."""
@@ -130,15 +280,16 @@ class Database:
 
     def fetch_all(self, sql: str, params: list | None = None) -> list[dict[str, Any]]:
         """Rows as dicts; JSON columns come back parsed."""
-        cur = self.cursor()
-        return decode_rows(cur.execute(sql, params or []))
+        with self.connected():
+            return decode_rows(self.cursor().execute(sql, params or []))
 
     def columns(self, relation: str) -> frozenset[str]:
         """The column names of a table or view (cached: the schema is fixed once migrations ran)."""
         known = self._columns.get(relation)
         if known is None:
-            result = self.cursor().execute(f"SELECT * FROM {identifier(relation)} LIMIT 0")
-            known = self._columns[relation] = frozenset(d[0] for d in result.description)
+            with self.connected():
+                result = self.cursor().execute(f"SELECT * FROM {identifier(relation)} LIMIT 0")
+                known = self._columns[relation] = frozenset(d[0] for d in result.description)
         return known
 
 

@@ -2,7 +2,8 @@
 
 ``Store`` opens (and migrates) one DuckDB database and exposes a small repository per entity, so callers write
 ``store.pairs.page(...)`` and never SQL. Threads share one Store: every call runs on its own ``conn.cursor()``,
-and ``store.transaction()`` groups calls made on the same thread into one all-or-nothing write.
+and ``store.transaction()`` groups calls made on the same thread into one all-or-nothing write. A file store is
+opened on demand and closed when idle (see ``store.db``), so several processes can share it.
 
     with Store("runs/workbench.duckdb") as store:
         with store.transaction():
@@ -40,8 +41,9 @@ from store.runs import RunsRepository
 class Store:
     """Facade over the repositories; ``path`` is ``":memory:"`` or a file (parent folders are created)."""
 
-    def __init__(self, path: str | Path = ":memory:", migrations_dir: str | Path = MIGRATIONS_DIR):
-        self.db = Database(path, migrations_dir)
+    def __init__(self, path: str | Path = ":memory:", migrations_dir: str | Path = MIGRATIONS_DIR, **sharing):
+        """``sharing``: ``wait_s``, ``linger_s``, ``on_wait`` of ``store.db.Database`` (how a file is shared)."""
+        self.db = Database(path, migrations_dir, **sharing)
         self.path = self.db.path
         self.datasets = DatasetsRepository(self.db)
         self.rubrics = RubricsRepository(self.db)
@@ -78,6 +80,10 @@ class Store:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for ad-hoc reads (e.g. a page's DataFrame); inside ``transaction()`` it is that one."""
         return self.db.cursor()
+
+    def connected(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """Keep a file store open for the block: a burst of reads (a page) pays for one open, not one per call."""
+        return self.db.connected()
 
     def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """All repository writes inside the block, on this thread, commit together or not at all."""

@@ -3,10 +3,10 @@
 A worker never touches the UI; it writes ``stage/step/total/message`` and a heartbeat here, and a page polls
 ``get``. Each job records the process that owns it (its pid, and a token unique to that process's lifetime),
 so after a crash or restart ``mark_interrupted_on_startup`` can tell a job whose process is gone
-(-> ``interrupted``, together with its run) from one still running in this process: a Streamlit rerun must
-not interrupt its own jobs. A job owned by any other process is gone for good: DuckDB lets only one process
-open the file for writing (this one), so no other process can still be reporting on it. The token, not the
-pid, decides, because a restarted container hands the new process the old pid.
+(-> ``interrupted``, together with its run) from one still running: a Streamlit rerun must not interrupt its own
+jobs, and since stores are shared between processes (see ``store.db``) another live server's jobs are left alone
+too. The owner is ``host:pid:start`` (``store.process``), not the pid alone, because a restarted container hands
+the new process the old pid.
 
     job_id = store.jobs.create("run_loop", {"config_path": "configs/sample.yaml"}, run_id="r-01")
     store.jobs.update(job_id, status="running", stage="judge", step=3, total=40)
@@ -15,12 +15,11 @@ pid, decides, because a restarted container hands the new process the old pid.
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from typing import Any
 
 from store.bulk import new_id, to_json
 from store.db import Repository
+from store.process import PROCESS_OWNER, owner_alive
 from store.query import where_clause
 from store.secrets_guard import redact_secrets
 
@@ -28,7 +27,7 @@ JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interr
 TERMINAL_JOB_STATUSES = ("completed", "failed", "cancelled", "interrupted")
 _UPDATABLE = ("status", "run_id", "stage", "step", "total", "message", "params", "error")
 # Unique to this process's lifetime (a new pid alone is not: containers restart with the same pids).
-PROCESS_TOKEN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+PROCESS_TOKEN = PROCESS_OWNER
 
 
 class JobsRepository(Repository):
@@ -84,8 +83,8 @@ class JobsRepository(Repository):
         """
         orphans = [row["job_id"] for row in self._rows(
             "jobs", key={"status": ("queued", "running")}, where_sql="owner IS DISTINCT FROM ?",
-            where_args=[PROCESS_TOKEN], select="job_id",
-        )]
+            where_args=[PROCESS_TOKEN], select="job_id, owner",
+        ) if not owner_alive(row["owner"])]
         if not orphans:
             return []
         # Several rows, two tables, one transaction, and no row is "missing": specific SQL, shared WHERE.

@@ -3,7 +3,8 @@
 Browsing must stay fast at a million rows, so every read is one filtered scan over columns DuckDB keeps zone
 maps for, with a composite index on (run_id, iteration, kept) for the common "this iteration's kept pairs"
 lookup. Pages are ordered by ``pair_id``; pass the last id of a page as ``after`` (keyset paging) to skip
-straight to the next one, or use ``offset`` for random access.
+straight to the next one, or use ``offset`` for random access. Chosen and rejected texts are model output: anything
+key-shaped in them is stored as ``[redacted]`` (see secrets_guard).
 
     rows = store.pairs.page(run_id="r-01", iteration=2, kept=False, drop_reason="tie", limit=50)
     rows = store.pairs.page(run_id="r-01", iteration=2, after=rows[-1]["pair_id"])
@@ -19,10 +20,13 @@ import pyarrow as pa
 from store.bulk import insert_rows
 from store.db import Repository
 from store.query import where_clause
+from store.secrets_guard import redact_rows
 
 PAIR_COLUMNS = ("pair_id", "run_id", "iteration", "prompt_id", "prompt", "chosen", "rejected", "chosen_candidate",
                 "rejected_candidate", "chosen_score", "rejected_score", "kept", "drop_reason", "source",
                 "rubric_version", "judge_id", "confidence", "created_at")
+#: Columns a model produced: redacted, never refused.
+MODEL_OUTPUT_COLUMNS = ("chosen", "rejected")
 _SEARCH = ("contains(lower(prompt), ?) OR contains(lower(chosen), ?) OR contains(lower(rejected), ?)"
            " OR contains(lower(prompt_id), ?)")
 
@@ -57,9 +61,12 @@ class PairFilter:
 class PairsRepository(Repository):
     # ---- writes
 
-    def add_many(self, rows: list[dict[str, Any]]) -> None:
-        """Insert all rows or none (Arrow bulk insert); a dropped pair (kept=False) needs a drop_reason."""
+    def add_many(self, rows: list[dict[str, Any]]) -> int:
+        """Insert all rows or none (Arrow bulk insert); a dropped pair (kept=False) needs a drop_reason. Returns
+        how many key-shaped strings were redacted from chosen/rejected."""
+        rows, redacted = redact_rows(rows, MODEL_OUTPUT_COLUMNS)
         self._db.write(lambda cur: insert_rows(cur, "pairs", rows, columns=PAIR_COLUMNS, id_column="pair_id"))
+        return redacted
 
     # ---- reads
 
@@ -100,4 +107,6 @@ class PairsRepository(Repository):
     def table(self, filters: PairFilter) -> pa.Table:
         """Every matching pair as an Arrow table (for export to JSONL/Parquet), ordered by pair_id."""
         where, params = filters.where()
-        return self._db.cursor().sql(f"SELECT * FROM pairs {where} ORDER BY pair_id", params=params).to_arrow_table()
+        with self._db.connected():
+            return self._db.cursor().sql(f"SELECT * FROM pairs {where} ORDER BY pair_id",
+                                         params=params).to_arrow_table()

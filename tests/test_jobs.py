@@ -16,6 +16,7 @@ from rlaif.pipeline import ProgressEvent, RunCancelled
 from rlaif.workbench.jobs import RUNNER, job_view
 from rlaif.workbench.projects import run_config
 from rlaif.workbench.stores import close_stores, open_store
+from tests.processes import dead_process_owner
 from tests.workbench_fixtures import SAMPLE
 
 
@@ -132,14 +133,14 @@ def test_a_failing_job_is_recorded_and_the_worker_goes_on(fake, monkeypatch):
 
 def test_jobs_of_a_previous_server_show_as_interrupted_after_restart(tmp_path, monkeypatch):
     path = tmp_path / "restart.duckdb"
-    monkeypatch.setattr(jobs_module, "PROCESS_TOKEN", "host:4242:previous-server")
+    monkeypatch.setattr(jobs_module, "PROCESS_TOKEN", dead_process_owner())  # a server that has since died
     before = open_store(path)
     before.runs.create("run-old", "old", {}, "h", "stub", None, None, None)
     job_id = before.jobs.create("run_loop", {"project": "sample"}, run_id="run-old")
     before.jobs.update(job_id, status="running", stage="train", step=3, total=10)
     close_stores()  # the server stops...
 
-    monkeypatch.setattr(jobs_module, "PROCESS_TOKEN", "host:4242:new-server")  # ...and a new one starts
+    monkeypatch.undo()  # ...and a new one (this process) starts
     after = open_store(path)
     row = after.jobs.get(job_id)
     assert row["status"] == "interrupted" and after.runs.get("run-old")["status"] == "interrupted"

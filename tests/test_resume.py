@@ -92,7 +92,7 @@ def test_killed_run_resumes_to_the_same_result(fault, config, server, reference,
                    str(tmp_path / "runs"), fault=fault)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
     run, partial, _ = final_state(store_path)
-    assert run["status"] == "running"  # what a crash leaves behind
+    assert run["status"] == "interrupted"  # what a crash leaves behind, once a reader sees its process gone
     stage, iteration = fault.split(":")[:2]
     assert max(partial) == int(iteration) - 1  # finished iterations have manifests, the crashed one has none
 

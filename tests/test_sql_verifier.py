@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rlaif.rubric import load_rubric
-from rlaif.verifiers import CRITERIA, VerifierResult, verify_many
-from rlaif.verifiers.sql import SqlVerifier, extract_sql, is_well_formatted, results_match
+from rlaif.verifiers import CRITERIA, VerifierOptionError, VerifierResult, verify_many
+from rlaif.verifiers.sql import SqlOptions, SqlVerifier, extract_sql, is_well_formatted, results_match
 from rlaif.verifiers.sql_sandbox import ExecResult, SqlSandbox
 from tests.test_sql_sandbox import ALLOW, WAREHOUSE
 
@@ -267,3 +267,32 @@ def test_fresh_verifier_many_concurrent_goldens():
         out = verify_many(v, pairs, max_workers=8)
         assert [x.criteria()["sql_result_matches"] for x in out] == [True, False] * 20
         assert len(sb._golden) == 1
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+def test_sql_options_check_the_worker_limits():
+    base = {"warehouse": "w.sql", "allowed_relations": ["v_*"]}
+    with pytest.raises(VerifierOptionError, match="verifier.options.memory_limit: .*3/4 of memory_mb"):
+        SqlOptions(**base, memory_mb=512, memory_limit="1GB")
+    with pytest.raises(VerifierOptionError, match="verifier.options.memory_mb"):
+        SqlOptions(**base, memory_mb=128)
+    with pytest.raises(VerifierOptionError, match="verifier.options.workers"):
+        SqlOptions(**base, workers=0)
+    with pytest.raises(VerifierOptionError, match="verifier.options.max_query_chars"):
+        SqlOptions(**base, max_query_chars=0)
+    assert SqlOptions(**base, memory_mb=512, memory_limit="300MB").memory_limit == "300MB"
+
+
+def test_options_reach_the_sandbox(tmp_path):
+    (tmp_path / "w.sql").write_text(WAREHOUSE)
+    options = SqlOptions(warehouse="w.sql", allowed_relations=list(ALLOW), memory_mb=512, workers=1,
+                         max_query_chars=80, timeout_s=1.0)
+    with SqlVerifier.open(options, tmp_path) as verifier:
+        sb = verifier.sandbox
+        assert (sb.memory_mb, sb.max_query_chars, len(sb.worker_pids)) == (512, 80, 1)
+        assert verifier.verify("SELECT count(*) FROM v_revenue_orders;", "SELECT 3").passed
+        long = verifier.verify("SELECT count(*) FROM v_revenue_orders WHERE region <> '" + "x" * 80 + "';", "SELECT 3")
+        assert long.error_kind == "too_large" and not any(long.criteria().values())
+    assert sb.closed and sb.worker_pids == []

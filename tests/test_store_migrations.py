@@ -76,6 +76,15 @@ EXPECTED_LATER_SCHEMA = {
     "eval_outputs": {"run_id": "VARCHAR", "iteration": "INTEGER", "prompt_id": "VARCHAR", "cohort": "VARCHAR",
                      "output": "VARCHAR", "n_tokens": "INTEGER", "checks": "JSON"},
 }
+# Columns later migrations add to tables of 001.
+LATER_COLUMNS = {"runs": {"owner": "VARCHAR"}}  # 007_run_owner
+
+
+def _full_schema() -> dict[str, dict[str, str]]:
+    schema = {**EXPECTED_SCHEMA, **EXPECTED_LATER_SCHEMA}
+    return {table: {**columns, **LATER_COLUMNS.get(table, {})} for table, columns in schema.items()}
+
+
 LATER_PRIMARY_KEYS = {"judge_cache": ["cache_key"],
                       # 003_anchors
                       "anchor_sets": ["anchor_set_id"], "anchor_items": ["item_id"], "anchor_labels": ["label_id"],
@@ -106,7 +115,7 @@ def _primary_keys(conn) -> dict[str, list[str]]:
 def test_empty_database_migrates_to_the_expected_schema():
     conn = duckdb.connect(":memory:")
     assert migrate(conn) == [m.version for m in discover_migrations()]
-    assert _describe(conn) == {**EXPECTED_SCHEMA, **EXPECTED_LATER_SCHEMA}
+    assert _describe(conn) == _full_schema()
     assert _primary_keys(conn) == {**PRIMARY_KEYS, **LATER_PRIMARY_KEYS}
     indexes = {name for (name,) in conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
     assert {"pairs_run_iteration_kept", "judge_cache_judge"} <= indexes

@@ -1,8 +1,8 @@
 """The JSON Schema, regex and Python unit-test verifiers, the factory, and the verifier judge over them.
 
 The Python verifier's sandbox is tested by what a hostile candidate would try: an infinite loop, a 2 GB allocation,
-a connection to a real listener on loopback (each isolation layer alone), reading the parent's API key, early exits,
-writes outside its directory; and that its temporary directory is gone afterwards.
+a connection to a real listener on loopback, reading the parent's API key, early exits, writes outside its jail; and
+that its scratch folder is gone afterwards. The full list of attacks on the jails is in test_python_jail.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
@@ -25,13 +24,13 @@ from rlaif.verifiers import (
     CRITERIA,
     VERIFIERS,
     VerifierOptionError,
-    VerifierResult,
     open_verifier,
     task_success,
     validate_options,
 )
 from rlaif.verifiers.json_schema import JsonSchemaOptions, JsonSchemaVerifier, json_equal
-from rlaif.verifiers.python_tests import PythonTestsOptions, PythonTestsVerifier, netns_prefix
+from rlaif.verifiers.python_jail import probe_backend
+from rlaif.verifiers.python_tests import PythonTestsOptions, PythonTestsVerifier
 from rlaif.verifiers.regex import RegexOptions, RegexVerifier
 
 ORDER_SCHEMA = {
@@ -251,13 +250,13 @@ def test_python_output_is_truncated_and_capped():
     assert not flood.passed and flood.error_kind == "output_limit"
 
 
-def test_python_runs_in_a_temporary_directory_that_is_removed(py_verifier):
-    code = "import os\nprint('CWD=' + os.getcwd())\nopen('scratch.txt', 'w').write('ok')\n"
-    result = py_verifier.verify(code, "import os\nassert os.path.exists('scratch.txt')\n")
+def test_python_runs_in_a_private_work_dir_and_leaves_no_scratch(tmp_path):
+    verifier = PythonTestsVerifier(PythonTestsOptions(timeout_s=5, tmp_root=str(tmp_path)))
+    code = "import os\nprint('CWD=' + os.getcwd())\nopen('scratch.txt', 'w').write('ok')\n" + ADD
+    result = verifier.verify(code, "assert add(1, 2) == 3\n")
     assert result.passed, result.to_dict()
-    workdir = result.details["workdir"]
-    assert f"CWD={workdir}" in result.details["output"]
-    assert Path(workdir).name.startswith("rlaif_pytests_") and not os.path.exists(workdir)
+    assert "CWD=/jail/work" in result.details["output"] and result.details["isolation"] in ("bwrap", "unshare")
+    assert not list(tmp_path.iterdir())  # the host-side scratch folder is gone
 
 
 def test_python_child_sees_no_secret_from_the_parent_environment(py_verifier, monkeypatch):
@@ -272,14 +271,14 @@ def test_python_child_sees_no_secret_from_the_parent_environment(py_verifier, mo
     assert "PARENTSECRET" not in json.dumps(result.to_dict())
 
 
-def test_python_guard_refuses_processes_and_writes_outside_its_directory(py_verifier, tmp_path):
+def test_python_jail_refuses_processes_writes_outside_and_signals(py_verifier, tmp_path):
     outside = tmp_path / "escaped.txt"
     for code in ("import subprocess\nsubprocess.run(['true'])\n", f"open({str(outside)!r}, 'w').write('x')\n",
-                 "import os, signal\nos.kill(os.getppid(), signal.SIGTERM)\n", "import ctypes\n",
+                 f"import os, signal\nos.kill({os.getpid()}, signal.SIGTERM)\n",
                  "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))\n"):
         result = py_verifier.verify(code, "assert True\n")
         assert result.criteria() == {"py_compiles": True, "py_tests_pass": False}, code
-        assert "PermissionError: sandbox:" in result.error, result.error
+        assert result.error_kind == "import", result.to_dict()
     assert not outside.exists()
 
 
@@ -292,13 +291,6 @@ def listener():
     server.close()
 
 
-def _connect_attempt(verifier: PythonTestsVerifier, server: socket.socket) -> VerifierResult:
-    port = server.getsockname()[1]
-    code = ("import socket\n\ndef reach(port):\n"
-            "    with socket.create_connection(('127.0.0.1', port), timeout=2):\n        return 'connected'\n")
-    return verifier.verify(code, f"def test_reach():\n    assert reach({port}) == 'connected'\n")
-
-
 def _accepted_anything(server: socket.socket) -> bool:
     server.settimeout(0.2)
     try:
@@ -309,23 +301,14 @@ def _accepted_anything(server: socket.socket) -> bool:
     return True
 
 
-def test_python_network_is_blocked_by_the_guard_alone(listener):
-    verifier = PythonTestsVerifier(PythonTestsOptions(timeout_s=5, network="guard"))
-    assert verifier.isolation == "guard"
-    result = _connect_attempt(verifier, listener)
+@pytest.mark.skipif(probe_backend("auto") is None, reason="no OS jail can be made here")
+def test_python_network_is_an_empty_namespace(py_verifier, listener):
+    port = listener.getsockname()[1]
+    code = ("import socket\n\ndef reach(port):\n"
+            "    with socket.create_connection(('127.0.0.1', port), timeout=2):\n        return 'connected'\n")
+    result = py_verifier.verify(code, f"def test_reach():\n    assert reach({port}) == 'connected'\n")
     assert result.criteria() == {"py_compiles": True, "py_tests_pass": False}
-    assert "PermissionError: sandbox: socket" in result.error
-    assert not _accepted_anything(listener)
-
-
-@pytest.mark.skipif(netns_prefix() is None, reason="unprivileged network namespaces are not available here")
-def test_python_network_is_blocked_by_the_namespace_alone(listener):
-    verifier = PythonTestsVerifier(PythonTestsOptions(timeout_s=5, network="netns", guard=False))
-    assert verifier.isolation == "netns"
-    result = _connect_attempt(verifier, listener)
-    assert result.criteria() == {"py_compiles": True, "py_tests_pass": False}
-    assert "Network is unreachable" in result.error or "ConnectionRefusedError" in result.error  # an empty namespace
-    assert "PermissionError: sandbox" not in result.error
+    assert "ConnectionRefusedError" in result.error or "unreachable" in result.error, result.error
     assert not _accepted_anything(listener)
 
 
@@ -335,8 +318,8 @@ def test_python_control_the_listener_is_reachable_without_the_sandbox(listener):
 
 
 def test_python_options_are_validated():
-    with pytest.raises(VerifierOptionError, match="verifier.options.guard"):
-        PythonTestsOptions(network="guard", guard=False)
+    with pytest.raises(VerifierOptionError, match="verifier.options.isolation"):
+        PythonTestsOptions(isolation="guard")
     with pytest.raises(VerifierOptionError, match="verifier.options.timeout_s: must be a number > 0"):
         validate_options("python_tests", {"timeout_s": 0})
     with pytest.raises(VerifierOptionError, match="verifier.options.module"):

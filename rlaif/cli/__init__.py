@@ -1,7 +1,8 @@
 """The ``rlaif`` command: headless access to everything the workbench does.
 
 One module per group of commands (``run``: run/runs/resume/reproduce; ``anchors``; ``kappa``; ``best_of_n``;
-``reward_model``: train-rm), each registering its parsers with ``add_commands``; ``common`` holds what they share.
+``reward_model``: train-rm; ``workbench``: the Streamlit server), each registering its parsers with
+``add_commands``; ``common`` holds what they share.
 
     rlaif run sample_data/harbor_sql/loop.yaml --iterations 3
     rlaif runs
@@ -14,10 +15,10 @@ import os
 import sys
 import warnings
 
-from rlaif.cli import anchors, best_of_n, kappa, reward_model, run
+from rlaif.cli import anchors, best_of_n, kappa, reward_model, run, workbench
 from rlaif.cli.common import DEFAULT_STORE, run_command
 
-COMMAND_GROUPS = (run, anchors, kappa, best_of_n, reward_model)
+COMMAND_GROUPS = (run, anchors, kappa, best_of_n, reward_model, workbench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
+from rlaif.core.fields import ConfigError
 from rlaif.judges.llm_api import MissingAPIKeyError
 from rlaif.loop.state import NothingToResume
 from store import SchemaTooNewError, StoreUnavailableError
@@ -56,6 +58,18 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+@contextmanager
+def config_file(path: str) -> Iterator[None]:
+    """Name the config file in a ConfigError raised without one (an override flag, a check after loading), so every
+    config problem reads ``error: loop.yaml: verifier.warehouse: file not found: ...``."""
+    try:
+        yield
+    except ConfigError as err:
+        if err.source:
+            raise
+        raise ConfigError(err.field_path, err.problem, str(path)) from None
 
 
 def counter(enabled: bool, label: str | None = None) -> Callable[..., None]:

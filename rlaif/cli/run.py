@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rlaif.cli.common import Bars, fmt, positive_int, store_option
+from rlaif.cli.common import Bars, config_file, fmt, positive_int, store_option
 from rlaif.config import load_config
 from rlaif.datasets import load_prompts
 from rlaif.judges import JUDGE_NAMES
@@ -52,6 +52,8 @@ def print_iteration(it, primary: str) -> None:
     if deltas:
         print(f"   {primary} vs base: " + ", ".join(f"{c} {v[primary]:+.3f}" for c, v in deltas.items()
                                                      if primary in v))
+    if it.redacted:
+        print(f"   {it.redacted} key-shaped strings redacted from model output (stored as [redacted])")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in it.timings.items())
     print(f"   manifest {it.manifest['manifest_id']}  ({timing})")
 
@@ -75,10 +77,14 @@ def print_calibration(gate: dict) -> None:
 
 
 def cmd_run(args) -> int:
-    cfg = load_config(args.config)
-    train_path = Path(args.dataset) if args.dataset else cfg.resolve(cfg.data.train)
-    eval_path = Path(args.eval_dataset) if args.eval_dataset else cfg.resolve(cfg.data.eval)
-    cfg = _with_overrides(cfg, args, train=str(Path(train_path).resolve()), eval=str(Path(eval_path).resolve()))
+    # everything that can be checked is checked before the store is opened: a bad config records no run
+    with config_file(args.config):
+        cfg = load_config(args.config)
+        train_path = Path(args.dataset) if args.dataset else cfg.resolve(cfg.data.train)
+        eval_path = Path(args.eval_dataset) if args.eval_dataset else cfg.resolve(cfg.data.eval)
+        cfg = _with_overrides(cfg, args, train=str(Path(train_path).resolve()), eval=str(Path(eval_path).resolve()))
+        project = Project.from_config(cfg)
+        project.check()
     train, evals = load_prompts(train_path), load_prompts(eval_path)
     bars = Bars(enabled=not args.no_progress)
     primary = cfg.loop.primary_metric
@@ -86,7 +92,6 @@ def cmd_run(args) -> int:
     n_eval = min(len(evals), cfg.data.max_eval_prompts or len(evals))
     print(f"run {cfg.name}: {n_train} train prompts, {n_eval} eval prompts, judge {cfg.judge.name}, "
           f"{cfg.loop.iterations} iterations, loss {'+'.join(cfg.training.loss_type)}")
-    project = Project.from_config(cfg)
     cost = project.estimate_cost(len(train))
     print(f"judge cost estimate for at most {cost.judge_calls} comparisons: {cost.note}")
     with Store(args.store) as store:
@@ -118,6 +123,9 @@ def _print_results(pipeline, store, results, primary: str) -> None:
     if results:
         print(f"{primary} per iteration: " + "  ".join(f"{r.iteration}:{r.eval_result.metric(primary):.3f}"
                                                       for r in results))
+    redacted = sum(r.redacted for r in results)
+    if redacted:
+        print(f"{redacted} key-shaped strings redacted from model output")
     if base is not None:
         best = max(r.eval_result.metric(primary) for r in results)
         print(f"best {best:.3f} vs baseline {base:.3f} ({(best - base) * 100:+.1f} points)")

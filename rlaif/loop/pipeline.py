@@ -17,6 +17,7 @@ The stages are functions in ``stages``; their outputs become rows in ``records``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import threading
@@ -28,6 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 from rlaif.anchors.gate import run_calibration_gate
 from rlaif.anchors.importers import resolve_anchor_set
 from rlaif.config import RunConfig
+from rlaif.core.scratch import sweep_dead_scratch
 from rlaif.datasets import PromptRecord, records_from_store
 from rlaif.evaluation import EvalResult
 from rlaif.gates import GateDecision, recommend_best, regression_gate
@@ -41,6 +43,7 @@ from rlaif.policy import configure_cpu_threads, model_hash, quiet_library_progre
 from rlaif.rubric import Rubric
 
 FAULT_ENV = "RLAIF_FAULT_AT"
+log = logging.getLogger(__name__)
 
 
 class BudgetExhausted(Exception):
@@ -71,6 +74,7 @@ class IterationResult:
     timings: dict[str, float] = field(default_factory=dict)
     monitoring: dict[str, Any] = field(default_factory=dict)
     blended: int = 0
+    redacted: int = 0  # key-shaped strings replaced by [redacted] in this iteration's stored model output
 
     @property
     def regressed(self) -> bool:
@@ -85,6 +89,7 @@ class _Pairs:
     dropped: dict[str, int]
     calls: int
     blended: int
+    redacted: int = 0  # key-shaped strings redacted from candidates, verdicts and pairs
 
     @property
     def rlaif(self) -> int:
@@ -176,6 +181,9 @@ class RLAIFPipeline:
         cfg, store = self.cfg, self.store
         configure_cpu_threads()
         quiet_library_progress()
+        swept = sweep_dead_scratch()  # verifier folders of runs killed before they could clean up
+        if swept:
+            log.info("removed %d scratch folder(s) left by processes that died", swept)
         judge, eval_judge = self._given
         with self.project.open(store, judge=judge, eval_judge=eval_judge, with_eval_judge=True,
                                cache_expensive=True) as parts:
@@ -184,8 +192,11 @@ class RLAIFPipeline:
             assert rubric_version == self.rubric.version, "store and engine must hash rubrics the same way"
             train_id = store.datasets.import_prompts(f"{cfg.name}-train", [p.to_dict() for p in train], cfg.data.train)
             eval_id = store.datasets.import_prompts(f"{cfg.name}-eval", [p.to_dict() for p in eval], cfg.data.eval)
+            self.project.check_policy()
             base_path = str(self.project.policy_path())
             base_hash = model_hash(base_path)
+            # the anchor file is read before the run is recorded: a bad file must not leave a failed run behind
+            self.anchor_set_id = self._resolve_anchor_set()
             if self.run_id is None:
                 self.run_id = records.new_run_id(cfg, train_id, eval_id, rubric_version, parts.judge.judge_id,
                                                  base_hash)
@@ -211,11 +222,20 @@ class RLAIFPipeline:
                 store.runs.set_status(self.run_id, "failed", error=f"{type(err).__name__}: {err}")
                 raise
 
+    def _resolve_anchor_set(self) -> str | None:
+        """The configured anchor set's id (a file is imported first), or None without one."""
+        cal = self.cfg.calibration
+        if not cal.anchor_set:
+            return None
+        try:
+            return resolve_anchor_set(self.store, cal.anchor_set, self.cfg.resolve, cal.holdout_fraction)
+        except RecursionError:  # json's parser on [[[[...]]]]: a user's file, not a bug of ours
+            raise ValueError(f"calibration.anchor_set: {self.cfg.resolve(cal.anchor_set)}: invalid JSON: nested "
+                             f"too deeply") from None
+
     def _calibrate(self) -> None:
         """The calibration gate runs before any training: a judge that disagrees with people trains nothing."""
         cal = self.cfg.calibration
-        if cal.anchor_set:
-            self.anchor_set_id = resolve_anchor_set(self.store, cal.anchor_set, self.cfg.resolve, cal.holdout_fraction)
         self._emit("calibrate", 0, 1, 0)
         self.calibration = run_calibration_gate(self.store, cal, self.parts.judge, self.rubric,
                                                 resolve=self.cfg.resolve, seed=self.cfg.seed)
@@ -250,6 +270,7 @@ class RLAIFPipeline:
                                           f"calibration gate: {self.calibration.reason}")
             pairs = self._make_pairs(iteration, train, state.model_path, timings)
             if not pairs.rlaif:
+                self._note_redacted(iteration, pairs.redacted)
                 return self._finish_early(iteration, state, "no_pairs", "no preference pairs survived the filters",
                                           dropped=sum(pairs.dropped.values()))
             self._check_cancel()
@@ -271,7 +292,8 @@ class RLAIFPipeline:
             store, run_id, k), self.parts.judge, self.parts.eval_judge, self.rubric, cfg, anchor_outputs)
         result.metrics["all"].update(monitoring["metrics"])
         store.evals.add_many(result.to_store_rows(run_id, iteration))
-        store.eval_outputs.add_many(records.eval_output_rows(run_id, iteration, result))
+        redacted = pairs.redacted + store.eval_outputs.add_many(records.eval_output_rows(run_id, iteration, result))
+        self._note_redacted(iteration, redacted)
 
         value = result.metric(cfg.loop.primary_metric, cfg.loop.gate_cohort)
         gate = regression_gate(state.history, iteration, value, cfg.loop.regression_tolerance)
@@ -289,7 +311,7 @@ class RLAIFPipeline:
             metrics=metrics, deltas=_deltas(metrics, state.metrics, iteration),
             monitoring={k: v for k, v in monitoring.items() if k != "metrics"},
             primary_metric=cfg.loop.primary_metric, gate_cohort=cfg.loop.gate_cohort, gate=gate.to_dict(),
-            judge_calls=pairs.calls, judge_stats=self.parts.judge.all_stats(),
+            judge_calls=pairs.calls, judge_stats=self.parts.judge.all_stats(), redacted_model_output=redacted,
             train_loss=train_info.train_loss if train_info else None,
             train_steps=train_info.steps if train_info else 0,
             seeds={"base": cfg.seed, "training": cfg.seed + iteration,
@@ -308,7 +330,7 @@ class RLAIFPipeline:
         state.parents.append(manifest["manifest_id"])
         return IterationResult(iteration, len(pairs.rows), pairs.dropped, result, gate, manifest, state.model_path,
                                pairs.calls, train_info.train_loss if train_info else None, timings,
-                               monitoring, pairs.blended)
+                               monitoring, pairs.blended, redacted)
 
     def _make_pairs(self, iteration: int, train: Sequence[PromptRecord], model_path: str,
                     timings: dict[str, float]) -> _Pairs:
@@ -323,27 +345,29 @@ class RLAIFPipeline:
         t0 = time.perf_counter()
         verified = stages.verify(train, candidates, self.parts.verifier, judge,
                                  on_progress=self._on("verify", iteration), check_cancel=self._check_cancel)
-        store.candidates.add_many(records.candidate_rows(ids, train, candidates, verified, rubric))
+        # model output that merely looks like a key is stored redacted and counted, never a reason to fail the run
+        redacted = store.candidates.add_many(records.candidate_rows(ids, train, candidates, verified, rubric))
         timings["verify"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         rankings = stages.rank(judge, train, candidates, rubric, self.cfg.judge,
                                on_round=lambda d, t: (self._check_cancel(), self._emit("judge", d, t, iteration)))
-        store.judgements.add_many(records.judgement_rows(ids, train, candidates, rankings, judge, rubric))
+        redacted += store.judgements.add_many(records.judgement_rows(ids, train, candidates, rankings, judge, rubric))
         timings["judge"] = time.perf_counter() - t0
         if judge.budget_exhausted:
             raise BudgetExhausted("judge budget exhausted: stopping before training on a partial set of verdicts")
 
         decisions = stages.decide_pairs(train, candidates, rankings, verified, self.cfg.pairs, rubric)
-        rows = records.pair_rows(ids, train, candidates, decisions, rubric, judge.judge_id)
-        store.pairs.add_many(rows)
+        rows, n = records.redact_pair_rows(records.pair_rows(ids, train, candidates, decisions, rubric, judge.judge_id))
+        redacted += n + store.pairs.add_many(rows)
         kept, dropped = [r for r in rows if r["kept"]], records.dropped_counts(decisions)
         self._emit("pairs", len(kept), len(train), iteration, f"{len(kept)} kept, {sum(dropped.values())} dropped")
         blended = records.blend_pair_rows(ids, stages.blend(store, self.anchor_set_id, self.cfg, iteration,
                                                             len(kept), candidates.rendering), rubric)
         if blended:
-            store.pairs.add_many(blended)
-        return _Pairs(kept + blended, dropped, sum(r.calls for r in rankings), len(blended))
+            blended, n = records.redact_pair_rows(blended)
+            redacted += n + store.pairs.add_many(blended)
+        return _Pairs(kept + blended, dropped, sum(r.calls for r in rankings), len(blended), redacted)
 
     # -----------------------------------------------------------------------------------------------------------------
     # helpers
@@ -353,6 +377,12 @@ class RLAIFPipeline:
                                      model_hash=state.model_hash, regressed=False, gate_decision=status,
                                      pairs_kept=0, pairs_dropped=dropped)
         self.store.runs.set_status(self.run_id, "stopped", error=reason)
+
+    def _note_redacted(self, iteration: int, count: int) -> None:
+        """Say (in the log; the CLI prints it from the result) that model output was stored redacted."""
+        if count:
+            log.warning("run %s iteration %d: %d key-shaped strings redacted from model output", self.run_id,
+                        iteration, count)
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():

@@ -9,16 +9,18 @@ and the workbench all ask here, so "how do I get this project's judge?" has one 
     with project.open(store) as parts:
         parts.judge.compare(comparisons, project.rubric); parts.verify(candidate, reference)
     project.estimate_cost(n_train_prompts=282).judge.usd
+    project.check()   # before anything is recorded: a bad path fails here, naming the config field
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from rlaif.config import RunConfig
+from rlaif.core.fields import ConfigError
 from rlaif.judges import Judge, JudgeSpec, parse_spec
 from rlaif.judges.base import BuildContext
 from rlaif.judges.pricing import JudgeCost
@@ -26,7 +28,9 @@ from rlaif.judges.prompting import estimate_prompt_tokens
 from rlaif.policy import Policy, load_policy
 from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from rlaif.smollm2 import resolve_model_path
-from rlaif.verifiers import Verifier, open_verifier
+from rlaif.verifiers import Verifier, VerifierOptionError, open_verifier
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")  # what ``model_hash`` hashes: a folder without one is no model
 
 
 def policy_path(config: RunConfig) -> Path:
@@ -83,6 +87,8 @@ class Project:
     @classmethod
     def from_config(cls, config: RunConfig, rubric: Rubric | None = None) -> "Project":
         """The project of a config; ``rubric`` overrides the config's rubric file (a stored version, an edit)."""
+        if rubric is None and config.rubric and not config.resolve(config.rubric).is_file():
+            raise ConfigError("rubric", f"file not found: {config.resolve(config.rubric)}")
         if rubric is None:
             rubric = load_rubric(config.resolve(config.rubric)) if config.rubric else DEFAULT_RUBRIC
         return cls(config, rubric)
@@ -124,6 +130,31 @@ class Project:
             evaluating = build(eval_judge, self.eval_judge_spec()) if with_eval_judge else None
             yield Parts(verifier, training, evaluating)
 
+    # ---- checks before a run is recorded
+
+    def check(self) -> None:
+        """Everything about the config that can fail without running anything: the policy folder has a model and
+        the verifier opens (its files exist). Raises ConfigError naming the field, so a command can refuse a bad
+        config before it writes a run row, instead of recording a run that fails at its first step."""
+        self.check_policy()
+        with self.open_verifier():
+            pass
+
+    def check_policy(self) -> None:
+        policy = self.config.policy
+        if policy.path.startswith("smollm2:"):
+            return  # converted on first use; the converter says what is missing
+        path = self.policy_path()
+        if not path.exists():
+            raise ConfigError("policy.path", f"not found: {path}")
+        if path.is_dir():
+            if not any(p.suffix in WEIGHT_SUFFIXES for p in path.iterdir()):
+                raise ConfigError("policy.path", f"no model weights ({', '.join(WEIGHT_SUFFIXES)} files) in {path}")
+            if policy.gguf_file is None and not (path / "config.json").is_file():
+                raise ConfigError("policy.path", f"no config.json in {path}: not a Hugging Face model folder")
+            if policy.gguf_file is not None and not (path / policy.gguf_file).is_file():
+                raise ConfigError("policy.gguf_file", f"not found: {path / policy.gguf_file}")
+
     # ---- verifier and policy
 
     @contextmanager
@@ -132,7 +163,12 @@ class Project:
         if vc.kind == "none":
             yield None
             return
-        with open_verifier(vc.kind, vc.verifier_options(), base_dir=Path(self.config.base_dir)) as verifier:
+        with ExitStack() as stack:
+            try:
+                verifier = stack.enter_context(open_verifier(vc.kind, vc.verifier_options(),
+                                                             base_dir=Path(self.config.base_dir)))
+            except VerifierOptionError as err:  # e.g. the warehouse file is missing: named as the config names it
+                raise vc.where_written(err) from None
             yield verifier
 
     def policy_path(self) -> Path:

@@ -23,6 +23,8 @@ from rlaif.judges.ranking import RankingResult
 from rlaif.pairs import PairDecision
 from rlaif.rubric import Rubric
 from store.content_hash import content_hash
+from store.pairs import MODEL_OUTPUT_COLUMNS as PAIR_OUTPUT_COLUMNS
+from store.secrets_guard import redact_rows
 
 
 def short_id(*parts: Any) -> str:
@@ -111,6 +113,15 @@ def pair_rows(ids: IterationIds, prompts: Sequence[PromptRecord], candidates, de
             "kept": d.kept, "drop_reason": d.drop_reason, "source": "rlaif",
             "rubric_version": rubric.version, "judge_id": judge_id, "confidence": d.confidence})
     return rows
+
+
+def redact_pair_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Pair rows with key-shaped text in chosen/rejected replaced by ``[redacted]``, and how many were replaced.
+
+    Done before the rows are stored *and* trained on, so DPO sees exactly what the store keeps (the manifest's
+    dataset hash stays recomputable from the stored pairs) and the policy is not taught to print key-like strings.
+    """
+    return redact_rows(rows, PAIR_OUTPUT_COLUMNS)
 
 
 def blend_pair_rows(ids: IterationIds, blended: Sequence[dict[str, Any]], rubric: Rubric) -> list[dict[str, Any]]:

@@ -15,6 +15,9 @@ Criteria, keyed as the rubric attaches them:
   exists in the warehouse and matches the sandbox's allowlist globs (``v_revenue_*``).
 * ``sql_format`` — exactly one statement terminated by ``;``; after it only ``--`` comment lines; no prose.
 
+A candidate text longer than ``max_query_chars`` fails every criterion unread (``too_large``); SQL that runs out of
+time or memory in the sandbox's worker process fails with ``timeout`` / ``memory`` (see ``sql_sandbox``).
+
 The candidate text is the policy's completion: SQL, then optionally ``-- comment`` lines.  The SQL that is run is
 everything up to and including the first ``;`` that is a real statement terminator (found with DuckDB's own
 tokenizer, so ``;`` inside strings, quoted identifiers and comments is skipped), stripped.
@@ -34,7 +37,7 @@ from typing import Any, Iterator
 import duckdb
 
 from rlaif.verifiers.base import CRITERIA, Verifier, VerifierOptionError, VerifierResult, check_number, resolve_path
-from rlaif.verifiers.sql_sandbox import ExecResult, SqlSandbox
+from rlaif.verifiers.sql_sandbox import ExecResult, SqlSandbox, duckdb_memory_limit
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
@@ -239,9 +242,17 @@ class SqlOptions:
         "help": "SQL file that defines the sandbox warehouse, relative to the config file's folder."})
     allowed_relations: list[str] = field(default_factory=list, metadata={
         "help": "Glob patterns of the relations candidate SQL may read (e.g. v_revenue_*)."})
-    timeout_s: float = field(default=2.0, metadata={"help": "Per-query time limit in the sandbox."})
+    timeout_s: float = field(default=2.0, metadata={
+        "help": "Per-query time limit; a worker that has not answered shortly after it is killed (timeout)."})
     max_rows: int = field(default=10_000, metadata={"help": "Results with more rows fail (too_many_rows)."})
-    memory_limit: str | None = field(default="1GB", metadata={"help": "DuckDB memory_limit for queries."})
+    memory_limit: str | None = field(default=None, metadata={
+        "help": "DuckDB memory_limit for queries (e.g. 1GB); default half of memory_mb, at most 3/4 of it."})
+    memory_mb: int = field(default=2048, metadata={
+        "help": "Address-space limit (MiB, at least 320) of each SQL worker process; a query past it fails (memory)."})
+    workers: int = field(default=2, metadata={
+        "help": "SQL worker processes that may run queries at once (concurrent verifies beyond it wait)."})
+    max_query_chars: int = field(default=20_000, metadata={
+        "help": "Longer candidate texts are refused unparsed (too_large); parsing cost grows with length."})
 
     def __post_init__(self):
         if not isinstance(self.warehouse, str) or not self.warehouse:
@@ -251,6 +262,15 @@ class SqlOptions:
             raise VerifierOptionError("allowed_relations", "must list at least one glob pattern")
         check_number("timeout_s", self.timeout_s)
         check_number("max_rows", self.max_rows, -1, integer=True)
+        check_number("memory_mb", self.memory_mb, 319, integer=True)
+        check_number("workers", self.workers, 0, integer=True)
+        check_number("max_query_chars", self.max_query_chars, 0, integer=True)
+        if self.memory_limit is not None and not isinstance(self.memory_limit, str):
+            raise VerifierOptionError("memory_limit", f"must be a size such as 1GB, got {self.memory_limit!r}")
+        try:
+            duckdb_memory_limit(self.memory_limit, self.memory_mb)
+        except ValueError as err:
+            raise VerifierOptionError("memory_limit", str(err)) from None
 
 
 class SqlVerifier(Verifier):
@@ -275,7 +295,8 @@ class SqlVerifier(Verifier):
         if not warehouse.is_file():
             raise VerifierOptionError("warehouse", f"file not found: {warehouse}")
         with SqlSandbox(warehouse, allowed_relations=list(options.allowed_relations), timeout_s=options.timeout_s,
-                        max_rows=options.max_rows, memory_limit=options.memory_limit) as sandbox:
+                        max_rows=options.max_rows, memory_limit=options.memory_limit, memory_mb=options.memory_mb,
+                        workers=options.workers, max_query_chars=options.max_query_chars) as sandbox:
             yield cls(sandbox)
 
     def _reference_ordered(self, reference_sql: str) -> bool:
@@ -286,6 +307,12 @@ class SqlVerifier(Verifier):
         return ordered
 
     def verify(self, candidate_text: str, reference_sql: str | None) -> VerifierResult:
+        limit = self.sandbox.max_query_chars
+        if len(candidate_text or "") > limit:
+            # Refused before even the tokenizer sees it: parsing an 800 KB expression took seconds in this process.
+            checks = dict.fromkeys(CRITERIA["sql"], False)
+            return VerifierResult("sql", checks, f"the candidate has {len(candidate_text)} characters; at most "
+                                  f"{limit} are analysed", "too_large", 0.0, None, {"sql": None, "relations": []})
         sql = extract_sql(candidate_text)
         well_formatted = is_well_formatted(candidate_text)
         res = self.sandbox.execute(sql, enforce_allowlist=False)
@@ -293,7 +320,8 @@ class SqlVerifier(Verifier):
         # Structural refusals (syntax, several statements, table functions, files) are never "allowlisted";
         # otherwise allowlisted means every referenced relation is an allowlisted warehouse relation.
         # (An invented table name is not allowlisted either: allowlisted relations must exist in the warehouse.)
-        parsed_ok = res.error_kind not in ("syntax", "forbidden")
+        # A text whose check never finished (too large, or its parse timed out) has unknown relations: not allowlisted.
+        parsed_ok = res.analysed and res.error_kind not in ("syntax", "forbidden")
         allowlisted = parsed_ok and all(self.sandbox.is_allowlisted(r) for r in res.relations)
         matches = False
         reference_error = None

@@ -6,8 +6,13 @@ and no API spending. Passwords are never stored in clear: a user line carries a 
 set-ups, a bare sha256 hex). Pages check ``user.can(action)`` before acting AND the router hides what a role may not
 open, so hiding a menu entry is never the only guard.
 
-    RLAIF_USERS="ana:admin:pbkdf2_sha256$...,bo:annotator:pbkdf2_sha256$..."  streamlit run app.py
+Serving beyond this machine without users would hand admin rights to the network, so it is refused before the
+server starts (``rlaif workbench`` runs ``python -m rlaif.workbench.auth check ADDRESS`` first) and, for a direct
+``streamlit run``, the app stops the server at its first script run (``app.py``).
+
+    RLAIF_USERS="ana:admin:pbkdf2_sha256$...,bo:annotator:pbkdf2_sha256$..."  rlaif workbench --address 0.0.0.0
     python -m rlaif.workbench.auth hash bo annotator            # prints a line for RLAIF_USERS / secrets.toml
+    python -m rlaif.workbench.auth check 0.0.0.0                # exit 2 and one line when nobody could sign in
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import os
 import secrets
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
+
+import tomllib  # stdlib from 3.11, which the workbench's Streamlit requires (it reads secrets with it too)
 
 ROLES = ("admin", "annotator")
 ACTIONS = ("label", "browse", "calibrate", "manage_anchors", "run", "edit_rubric", "export", "spend_api")
@@ -32,6 +40,10 @@ _PBKDF2_ITERATIONS = 200_000
 
 class AuthConfigError(ValueError):
     """A user entry is malformed, or the server is exposed without any users configured."""
+
+
+class ExposureError(AuthConfigError):
+    """The server would listen beyond this machine with nobody to sign in."""
 
 
 class PermissionDenied(PermissionError):
@@ -159,21 +171,57 @@ def is_local_address(address: str | None) -> bool:
 def check_exposure(users: Mapping[str, UserRecord], server_address: str | None) -> None:
     """Refuse to serve beyond this machine with nobody to sign in: that would hand admin rights to the network."""
     if not users and not is_local_address(server_address):
-        raise AuthConfigError(
+        raise ExposureError(
             f"the server listens on {server_address or 'all interfaces'!r} but no users are configured; "
             "set RLAIF_USERS or [auth] in .streamlit/secrets.toml, or bind 127.0.0.1")
+
+
+def secrets_files(cwd: Path | None = None) -> list[Path]:
+    """Where Streamlit reads secrets by default, in override order: the user's, then the working directory's."""
+    return [Path.home() / ".streamlit" / "secrets.toml", (cwd or Path.cwd()) / ".streamlit" / "secrets.toml"]
+
+
+def read_secrets(paths: list[Path]) -> dict[str, Any]:
+    """The secrets a Streamlit server started here would see (later files override earlier ones, per top-level
+    key, as Streamlit merges them), for checks made before the server runs."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        if path.is_file():
+            try:
+                merged.update(tomllib.loads(path.read_text(encoding="utf-8")))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+                raise AuthConfigError(f"{path}: not valid TOML: {err}") from None
+    return merged
+
+
+def check_serving(server_address: str | None, *, cwd: Path | None = None,
+                  environ: Mapping[str, str] | None = None) -> dict[str, UserRecord]:
+    """Before a server starts on ``server_address``: its users (same sources as the app: secrets files, then
+    ``RLAIF_USERS``), raising AuthConfigError when they are malformed or ExposureError when nobody could sign in."""
+    users = load_users(read_secrets(secrets_files(cwd)), environ)
+    check_exposure(users, server_address)
+    return users
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rlaif.workbench.auth hash NAME ROLE``: prompt for a password, print the user line."""
+    """``hash NAME ROLE``: prompt for a password, print the user line. ``check ADDRESS``: exit 2 with one line on
+    stderr when serving on ADDRESS is refused (see ``check_serving``)."""
     import getpass
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 2 and args[0] == "check":
+        try:
+            check_serving(args[1])
+        except AuthConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     if len(args) != 3 or args[0] != "hash" or args[2] not in ROLES:
-        print(f"usage: python -m rlaif.workbench.auth hash NAME {{{'|'.join(ROLES)}}}", file=sys.stderr)
+        print(f"usage: python -m rlaif.workbench.auth hash NAME {{{'|'.join(ROLES)}}} | check ADDRESS",
+              file=sys.stderr)
         return 2
     password = getpass.getpass(f"password for {args[1]}: ")
     print(f"{args[1]}:{args[2]}:{hash_password(password)}")

@@ -1,9 +1,11 @@
 """The store registry: one open ``Store`` per database file for the whole server process.
 
 Why a module-level registry: Streamlit reruns a page script on every click and starts a thread per browser session,
-but DuckDB lets one process hold a database file open for writing. So every session and the background job worker
-share ONE ``Store`` per file (threads use cursors), opened here on first use; opening also marks the jobs of a
-previous server process ``interrupted``, which is how a restart shows up on the Runs page.
+and DuckDB lets one process at a time have a database file open. So every session and the background job worker
+share ONE ``Store`` per file (threads share its connection through cursors), made here on first use; making it also
+marks the jobs of dead server processes ``interrupted``, which is how a restart shows up on the Runs page. The Store
+opens the file only while it is being used (see ``store.db``), so a CLI command can use the same file while the
+server is up.
 
     store = open_store(default_store_path())
 """

@@ -74,6 +74,10 @@ def _read_text(path: Path) -> str:
         raise AnchorImportError(path, None, None, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
+_TOO_DEEP = ("invalid JSON: nested too deeply (arrays or objects inside each other more levels deep than the parser "
+             "allows)")
+
+
 def _jsonl_records(path: Path, text: str) -> Records:
     records = []
     # split on "\n" only: str.splitlines() would also break on U+2028 and friends, which JSON strings may contain
@@ -85,6 +89,8 @@ def _jsonl_records(path: Path, text: str) -> Records:
             obj = json.loads(raw)
         except json.JSONDecodeError as err:
             raise AnchorImportError(path, place, None, f"invalid JSON: {err.msg} (column {err.colno})") from None
+        except RecursionError:
+            raise AnchorImportError(path, place, None, _TOO_DEEP) from None
         if not isinstance(obj, dict):
             raise AnchorImportError(path, place, None, f"expected a JSON object, got {type(obj).__name__}")
         records.append((place, obj))
@@ -101,6 +107,8 @@ def _json_records(path: Path, text: str) -> Records:
             hint = ""
         raise AnchorImportError(path, f"line {err.lineno}", None,
                                 f"invalid JSON: {err.msg} (column {err.colno}){hint}") from None
+    except RecursionError:
+        raise AnchorImportError(path, None, None, _TOO_DEEP) from None
     if isinstance(obj, dict):
         obj = [obj]  # one task/record on its own
     if not isinstance(obj, list):
