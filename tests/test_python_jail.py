@@ -292,3 +292,18 @@ def test_codec_round_trips_data_and_refuses_the_rest():
         deep = ["l", [deep]]
     with pytest.raises(ProtocolError, match="too deep"):
         decode(deep)
+
+
+def test_a_python_under_tmp_stays_visible_in_the_jail(monkeypatch):
+    """A checkout (and its .venv) under /tmp, as CI clones may be: the jail's /tmp tmpfs must be mounted before the
+    read-only binds of the Python prefixes, or it hides them and no jail can start (found in a fresh clone)."""
+    from rlaif.verifiers import python_jail
+
+    monkeypatch.setattr(python_jail, "python_prefixes", lambda: ["/tmp/ci/.venv", "/opt/python"])
+    argv = python_jail.bwrap_argv("/tmp/in", ["python"], 1 << 20)
+    tmpfs_at = argv.index("--tmpfs", 0)
+    assert argv[tmpfs_at + 1] == "/tmp"
+    binds = [i for i, a in enumerate(argv) if a == "--ro-bind" and argv[i + 1] in ("/tmp/ci/.venv", "/opt/python")]
+    assert len(binds) == 2 and tmpfs_at < min(binds)
+    script = python_jail.UNSHARE_SETUP
+    assert script.index("jailtmp tmp") < script.index('mount --rbind "$1"')

@@ -69,13 +69,15 @@ def _system_links() -> list[str]:
 def bwrap_argv(in_dir: str, command: list[str], tmp_bytes: int) -> list[str]:
     args = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
             "--disable-userns", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
-            "--hostname", "jail", "--ro-bind", "/usr", "/usr", *_system_links()]
+            "--hostname", "jail", "--ro-bind", "/usr", "/usr", *_system_links(),
+            # /tmp before the Python prefixes: bwrap mounts in order, and a checkout (its .venv) may live under /tmp
+            "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     for prefix in python_prefixes():
         args += ["--ro-bind", prefix, prefix]
     args += ["--proc", "/proc", "--dir", "/dev"]
     for dev in DEVICES:
         args += ["--dev-bind", f"/dev/{dev}", f"/dev/{dev}"]
-    args += ["--symlink", "/proc/self/fd", "/dev/fd", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+    args += ["--symlink", "/proc/self/fd", "/dev/fd",
              "--size", str(tmp_bytes), "--tmpfs", JAIL_WORK, "--ro-bind", in_dir, JAIL_IN,
              "--remount-ro", "/", "--chdir", JAIL_WORK]
     for key, value in MINIMAL_ENV.items():
@@ -99,13 +101,13 @@ for l in bin lib lib64 lib32 sbin; do
   if [ -L "/$l" ]; then ln -s "$(readlink "/$l")" "$l"; elif [ -d "/$l" ]; then
     mkdir "$l"; mount --rbind "/$l" "$l"; mount -o remount,bind,ro "$l"; fi
 done
+mount -t tmpfs -o "size=$TMPB" jailtmp tmp
 while [ "$1" != "--" ]; do
   mkdir -p ".$1"; mount --rbind "$1" ".$1"; mount -o remount,bind,ro ".$1"; shift
 done
 shift
 mount --bind "$IN" jail/in
 mount -o remount,bind,ro jail/in
-mount -t tmpfs -o "size=$TMPB" jailtmp tmp
 mount -t tmpfs -o "size=$TMPB" jailwork jail/work
 for d in null zero full random urandom; do touch "dev/$d"; mount --bind "/dev/$d" "dev/$d"; done
 ln -s /proc/self/fd dev/fd
