@@ -1,5 +1,5 @@
-"""Calibration: judge–human kappa per judge × rubric version × slice with CIs, the gate, confusion, disagreements,
-inter-annotator agreement, and the locked holdout shown apart (reported, never decided on)."""
+"""Calibration: judge–human kappa per judge × rubric version × slice with CIs, the gate, the judge's bias figures,
+confusion, disagreements, inter-annotator agreement, and the locked holdout shown apart (never decided on)."""
 
 import streamlit as st
 
@@ -47,7 +47,7 @@ if st.button("Measure and decide", type="primary", disabled=not may_spend):
         with project_judge(cfg, judge_name, store=store) as judge:
             kappa_gate(store, judge, rubric, set_id, threshold=threshold, min_items=min_items, annotators=annotators,
                        gate_on=gate_on, per_slice=cfg.calibration.per_slice,
-                       min_items_per_slice=cfg.calibration.min_items_per_slice)
+                       min_items_per_slice=cfg.calibration.min_items_per_slice, swap_orders=True)
     except (ValueError, RuntimeError, OSError) as err:
         st.error(f"The judge could not run: {redact_secrets(str(err))}")
 reports = store.anchors.kappa_reports(set_id, limit=50)
@@ -66,6 +66,19 @@ if reports:
     m2.metric("95% CI", "—" if None in ci else f"{ci[0]:.2f} … {ci[1]:.2f}")
     m3.metric("Items", last["n"])
     m4.metric("Invalid verdicts", last["n_invalid"])
+    bias = last.get("bias") or {}
+    if bias:
+        def pct(v): return "—" if v is None else f"{v:.0%}"
+        b1, b2, b3, b4 = st.columns(4)
+        b1.metric("Position flips", pct(bias["flip_rate"]), help=f"Verdicts that changed when A and B were swapped, "
+                  f"of {bias['n_both_orders']} items asked both ways.")
+        b2.metric("First shown wins", pct(bias["first_shown_share"]), help=f"Of {bias['n_decisive']} decisive "
+                  "verdicts, both orders pooled; 50% is no position preference.")
+        b3.metric("Longer answer wins", pct(bias["longer_share"]), help=f"Of {bias['n_length_differs']} decisive "
+                  "verdicts on answers of different length.")
+        b4.metric("Invalid rate", pct(bias["invalid_rate"]), help=f"Of {bias['n_verdicts']} verdicts asked.")
+        for warning in bias["warnings"]:
+            st.warning(warning)
     left, right = st.columns(2)
     conf = last["confusion"]
     left.plotly_chart(confusion_figure(conf["labels"], conf["matrix"]), key="c.confusion")

@@ -26,9 +26,20 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from rlaif.anchors.labelling import resolved_labels
 from rlaif.core.fields import check, help_field
-from rlaif.policy import Device, context_length, load_tokenizer, model_hash, quiet_library_progress, select_device
+from rlaif.judges.reward_model import (  # scoring is the judge's; training here imports it
+    DISTILL_FILE,
+    PROMPT_TEMPLATE,
+    fit_response,
+    load_reward_model,
+    pair_key,
+    render_prompt,
+    score_texts,
+)
+from rlaif.policy import Device, context_length, load_tokenizer, model_hash, select_device
 from rlaif.training import step_callbacks, trainer_args
+from store.content_hash import content_hash
 
 INFO_FILE = "reward_model.json"
 
@@ -133,25 +144,6 @@ def reward_lora_config(cfg: RewardConfig, model):
                       fan_in_fan_out=is_conv1d, bias="none", task_type="SEQ_CLS", modules_to_save=["score"])
 
 
-def load_reward_model(path: str | Path, *, device: str = "auto", base: bool = False):
-    """(model, tokenizer) for scoring; ``base=True`` loads a causal LM folder with a fresh one-output head."""
-    from transformers import AutoModelForSequenceClassification
-
-
-    quiet_library_progress()  # also silences "score.weight newly initialized", expected for a fresh head
-    dev = select_device(device)
-    kwargs = {"num_labels": 1} if base else {}
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True, dtype=dev.dtype,
-                                                               **kwargs)
-    if model.config.num_labels != 1:
-        raise ValueError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
-    tok = load_tokenizer(path)
-    model.config.pad_token_id = tok.pad_token_id  # the head reads the last non-pad token
-    model.to(dev.name)
-    model.eval()
-    return model, tok
-
-
 def train_reward_model(base_model_path: str | Path, pairs: Sequence[dict[str, Any]], cfg: RewardConfig,
                        out_dir: str | Path, seed: int = 0, *, heldout: Sequence[dict[str, Any]] = (),
                        device: str = "auto", on_step: Callable[[int, int], None] | None = None,
@@ -211,33 +203,6 @@ def train_reward_model(base_model_path: str | Path, pairs: Sequence[dict[str, An
 # scoring
 
 
-@torch.no_grad()
-def score_texts(model, tokenizer, prompts: Sequence[str], completions: Sequence[str], *, batch_size: int = 16,
-                max_length: int | None = None) -> list[float]:
-    """One reward per (prompt, completion), formatted as TRL trains: prompt + completion + EOS, right-padded."""
-    if len(prompts) != len(completions):
-        raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-    eos = tokenizer.eos_token or ""
-    limit = max_length or context_length(model)
-    device = next(model.parameters()).device
-    scores: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        texts = [p + c + ("" if c.endswith(eos) else eos)
-                 for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size])]
-        ids = [tokenizer(t)["input_ids"] for t in texts]
-        if limit:
-            ids = [x[-limit:] for x in ids]  # keep the end: the reward is read at the last token
-        width = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, x in enumerate(ids):
-            input_ids[row, :len(x)] = torch.tensor(x)
-            mask[row, :len(x)] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-        scores.extend(float(v) for v in logits.squeeze(-1).float().cpu())
-    return scores
-
-
 def rank_accuracy(model, tokenizer, heldout_pairs: Sequence[dict[str, Any]], *, batch_size: int = 16,
                   max_length: int | None = None) -> float:
     """Fraction of pairs with score(chosen) > score(rejected); a tie counts as wrong."""
@@ -250,3 +215,176 @@ def rank_accuracy(model, tokenizer, heldout_pairs: Sequence[dict[str, Any]], *, 
     rejected = score_texts(model, tokenizer, prompts, [r["rejected"] for r in rows], batch_size=batch_size,
                            max_length=max_length)
     return sum(c > r for c, r in zip(chosen, rejected)) / len(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# distillation: a reward model as a cheap judge, trained on an anchor set's tuning split (and another judge's verdicts)
+
+@dataclass
+class DistillSource:
+    """Where the training pairs came from, for the summary and ``distill.json``."""
+
+    anchor_set_id: str
+    annotators: str
+    tuning_items: int = 0  # labelled tuning items seen
+    label_pairs: int = 0  # of them A or B: trained on
+    ties_skipped: int = 0
+    holdout_items: int = 0  # locked holdout: never trained on
+    from_judge: str | None = None
+    judge_pairs: int = 0  # pairs from the other judge's stored verdicts
+    judge_skipped: int = 0  # its ties, invalid verdicts, holdout prompts and pairs the labels already cover
+    item_ids: list[str] = field(default_factory=list)  # anchor items trained on (tuning split only)
+
+
+def labelled_pairs(store, anchor_set_id: str, annotators: str, split: str
+                   ) -> tuple[list[dict[str, Any]], int, int]:
+    """(chosen/rejected pairs, labelled items, ties) of one split of an anchor set; ties carry no preference."""
+    labels = resolved_labels(store, anchor_set_id, annotators=annotators, split=split)
+    pairs, labelled, ties = [], 0, 0
+    for item in store.anchors.items(anchor_set_id, split=split):
+        label = labels.get(item["item_id"])
+        if label is None:
+            continue
+        labelled += 1
+        if label.label not in ("A", "B"):
+            ties += 1
+            continue
+        a_wins = label.label == "A"
+        pairs.append({"prompt_id": item["item_id"], "prompt": item["prompt"],
+                      "chosen": item["response_a"] if a_wins else item["response_b"],
+                      "rejected": item["response_b"] if a_wins else item["response_a"], "source": "label"})
+    return pairs, labelled, ties
+
+
+def anchor_pairs(store, anchor_set_id: str, annotators: str = "any") -> tuple[list[dict[str, Any]], DistillSource]:
+    """(chosen/rejected pairs, source) from the labelled TUNING items of an anchor set.
+
+    Read through the tuning view only: the locked holdout is what the distilled judge is measured on afterwards.
+    """
+    if store.anchors.get_set(anchor_set_id) is None:
+        raise LookupError(f"no anchor set {anchor_set_id!r}; see `rlaif anchors list`")
+    pairs, labelled, ties = labelled_pairs(store, anchor_set_id, annotators, "tuning")
+    source = DistillSource(anchor_set_id, annotators, tuning_items=labelled, label_pairs=len(pairs),
+                           ties_skipped=ties, holdout_items=len(store.anchors.items(anchor_set_id, split="holdout")),
+                           item_ids=[p["prompt_id"] for p in pairs])
+    return pairs, source
+
+
+def judge_pairs(store, judge_id: str, anchor_set_id: str, source: DistillSource,
+                covered: set[tuple[str, str, str]] = frozenset()) -> list[dict[str, Any]]:
+    """Pairs from the verdicts another judge left in the store: its verdicts on this set's tuning items (what
+    ``rlaif kappa`` stored) and its judgements in runs. Ties and invalid verdicts carry no preference; a run
+    judgement on a prompt of the locked holdout is skipped (the holdout must stay unseen); a pair the labels already
+    cover keeps the label. Raises LookupError when the judge left no verdicts at all."""
+    items = {i["item_id"]: i for i in store.anchors.items(anchor_set_id, split="tuning")}
+    held_prompts = {i["prompt"] for i in store.anchors.items(anchor_set_id, split="holdout")}
+    found, pairs = 0, []
+
+    def add(prompt: str, a: str, b: str, winner: str, key: str) -> None:
+        if winner not in ("a", "b") or prompt in held_prompts or (prompt, *sorted((a, b))) in covered:
+            source.judge_skipped += 1
+            return
+        chosen, rejected = (a, b) if winner == "a" else (b, a)
+        covered.add((prompt, *sorted((a, b))))
+        pairs.append({"prompt_id": key, "prompt": prompt, "chosen": chosen, "rejected": rejected,
+                      "source": "judge"})
+
+    for v in store.anchors.verdicts(anchor_set_id, split="tuning", judge_id=judge_id):
+        found += 1
+        item = items[v["item_id"]]
+        add(item["prompt"], item["response_a"], item["response_b"], v["winner"], v["item_id"])
+    prompts: dict[str, dict[str, str]] = {}
+    for run in store.runs.list(limit=10_000):
+        offset = 0
+        while True:
+            rows = store.judgements.list(run["run_id"], limit=1000, offset=offset)
+            offset += len(rows)
+            mine = [r for r in rows if r["judge_id"] == judge_id]
+            if mine and run["run_id"] not in prompts:
+                dataset = run.get("train_dataset_id")
+                prompts[run["run_id"]] = {p["prompt_id"]: p["prompt"] for p in
+                                          (store.datasets.prompts(dataset) if dataset else [])}
+            for r in mine:
+                found += 1
+                prompt = prompts[run["run_id"]].get(r["prompt_id"])
+                if prompt is None or r["candidate_a"] is None or r["candidate_b"] is None:
+                    source.judge_skipped += 1
+                    continue
+                add(prompt, r["candidate_a"], r["candidate_b"], r["winner"], r["judgement_id"])
+            if len(rows) < 1000:
+                break
+    if not found:
+        raise LookupError(f"--from-judge {judge_id!r}: no stored verdicts of that judge id (on the set's tuning "
+                          f"items or in any run); judge ids are exact, e.g. 'verifier' (see `rlaif kappa` reports)")
+    source.from_judge, source.judge_pairs = judge_id, len(pairs)
+    return pairs
+
+
+def tuning_hash(store, anchor_set_id: str, item_ids: Sequence[str], annotators: str) -> str:
+    """The identity of what was trained on: the set, and the tuning items with the labels that counted."""
+    labels = resolved_labels(store, anchor_set_id, annotators=annotators, split="tuning")
+    return content_hash({"anchor_set_id": anchor_set_id, "annotators": annotators,
+                         "items": [[i, labels[i].label] for i in sorted(item_ids)]})
+
+
+def distill_config(**overrides: Any) -> RewardConfig:
+    """The distilled judge's training defaults: LoRA on a small base, a few passes (a few hundred pairs at most)."""
+    return RewardConfig(**{**dict(lora=True, lora_r=8, lora_alpha=16, learning_rate=2e-3, epochs=4, max_length=128),
+                           **overrides})
+
+
+@dataclass
+class DistillResult:
+    out_dir: str
+    model_path: str
+    metadata: dict[str, Any]
+    training: RewardModelResult
+
+
+def distill_reward_model(store, anchor_set_id: str, out_dir: str | Path, base_model_path: str | Path, *,
+                         annotators: str = "any", from_judge: str | None = None, cfg: RewardConfig | None = None,
+                         limit: int | None = None, seed: int = 0, device: str = "auto",
+                         on_step: Callable[[int, int], None] | None = None) -> DistillResult:
+    """Train the ``reward_model`` judge: a reward model on the tuning split's A/B labels (plus ``from_judge``'s stored
+    verdicts), with its ranking accuracy on the locked holdout's A/B pairs REPORTED (never trained or tuned on).
+    ``limit`` keeps the first N label pairs (a learning curve). Writes ``out_dir/distill.json`` last: its existence
+    means the model is complete; the judge reads it to say what it was trained on."""
+    cfg = cfg or distill_config()
+    pairs, source = anchor_pairs(store, anchor_set_id, annotators)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        pairs, source.item_ids = pairs[:limit], source.item_ids[:limit]
+        source.label_pairs = len(pairs)
+    if from_judge:
+        covered = {(p["prompt"], *sorted((p["chosen"], p["rejected"]))) for p in pairs}
+        pairs = pairs + judge_pairs(store, from_judge, anchor_set_id, source, covered)
+    if not pairs:
+        raise ValueError(f"anchor set {anchor_set_id}: no tuning item has an A/B label under annotators "
+                         f"{annotators!r} ({source.tuning_items} labelled, {source.ties_skipped} ties); label some "
+                         f"or use --annotators any")
+    heldout, _, _ = labelled_pairs(store, anchor_set_id, annotators, "holdout")  # measured, never trained on
+    tok = load_tokenizer(base_model_path)
+
+    def fitted(p: dict[str, Any]) -> dict[str, Any]:
+        prompt = render_prompt(p["prompt"])
+        return dict(p, prompt=prompt, chosen=fit_response(tok, prompt, p["chosen"], cfg.max_length),
+                    rejected=fit_response(tok, prompt, p["rejected"], cfg.max_length))
+
+    rendered, heldout = [fitted(p) for p in pairs], [fitted(p) for p in heldout]
+    result = train_reward_model(base_model_path, rendered, cfg, out_dir, seed=seed, heldout=heldout, device=device,
+                                on_step=on_step)
+    metadata = {
+        "kind": "reward_model", "model_hash": result.model_hash, "base_model_path": str(base_model_path),
+        "base_model_hash": model_hash(base_model_path), "prompt_template": PROMPT_TEMPLATE,
+        "anchor_set_id": anchor_set_id, "annotators": annotators,
+        "tuning_hash": tuning_hash(store, anchor_set_id, source.item_ids, annotators),
+        "from_judge": source.from_judge, "n_label_pairs": source.label_pairs, "n_judge_pairs": source.judge_pairs,
+        "ties_skipped": source.ties_skipped, "judge_skipped": source.judge_skipped,
+        "holdout_items_excluded": source.holdout_items, "train_item_ids": source.item_ids,
+        "train_pair_keys": sorted(pair_key(p["prompt"], p["chosen"], p["rejected"]) for p in pairs),
+        "n_trained": result.n_train, "steps": result.steps, "train_loss": result.train_loss,
+        "holdout_rank_accuracy": result.heldout_accuracy, "n_holdout_pairs": result.n_heldout, "seed": seed,
+        "config": asdict(cfg)}
+    Path(out_dir, DISTILL_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")  # written last
+    return DistillResult(str(out_dir), result.model_path, metadata, result)

@@ -27,6 +27,7 @@ from store.eval_outputs import EvalOutputsRepository
 from store.evals import EvalsRepository
 from store.iterations import IterationsRepository
 from store.jobs import JobsRepository
+from store.judge_batches import JudgeBatchesRepository
 from store.judge_cache import JudgeCacheRepository
 from store.judgements import JudgementsRepository
 from store.labels import LabelsRepository
@@ -60,6 +61,7 @@ class Store:
         self.anchors = AnchorsRepository(self.db)
         self.labels = LabelsRepository(self.db)
         self.eval_outputs = EvalOutputsRepository(self.db)
+        self.judge_batches = JudgeBatchesRepository(self.db)
 
     ITERATION_TABLES = ("candidates", "judgements", "pairs", "evals", "eval_outputs", "iterations")
 

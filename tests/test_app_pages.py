@@ -265,14 +265,18 @@ def test_calibration_page_runs_the_gate_and_shows_kappa(env):
     assert not at.exception, at.exception
     # the verifier judge agrees with the execution oracle on every one of the 74 tuning items; the biased one does not
     assert at.success and at.success[0].value.startswith("**PASSED** · verifier"), at.success or at.error
-    assert [(m.label, m.value) for m in at.metric] == [("Kappa (tuning)", "1.000"), ("95% CI", "1.00 … 1.00"),
-                                                        ("Items", "74"), ("Invalid verdicts", "0")]
+    assert [(m.label, m.value) for m in at.metric][:4] == [("Kappa (tuning)", "1.000"), ("95% CI", "1.00 … 1.00"),
+                                                            ("Items", "74"), ("Invalid verdicts", "0")]
+    shown = {m.label: m.value for m in at.metric}  # the bias figures, both orders asked
+    assert shown["Position flips"] == "0%" and shown["Invalid rate"] == "0%" and "First shown wins" in shown
     assert independent_kappa(store(env), "verifier") == (pytest.approx(1.0), 74)
     at.selectbox(key="c.judge").set_value("biased").run()
     next(b for b in at.button if b.label == "Measure and decide").click().run()
     kappa, n = independent_kappa(store(env), "biased-verbose")
     assert at.error and at.error[0].value.startswith("**BLOCKED** · biased-verbose"), at.error
     assert at.metric[0].value == f"{kappa:.3f}" and kappa < 0.72 and n == 74
+    shown = {m.label: m.value for m in at.metric}  # the verbose judge picks the longer answer in either order
+    assert (shown["Longer answer wins"], shown["First shown wins"], shown["Position flips"]) == ("100%", "50%", "0%")
     assert at.get("plotly_chart")  # the confusion matrix
     assert "Holdout" in texts(at)
 

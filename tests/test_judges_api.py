@@ -2,14 +2,16 @@
 
 import json
 import logging
+import math
 import time
+from dataclasses import dataclass
 
 import pytest
 
 from rlaif.judges import Comparison, make_judge
 from rlaif.judges.combinators import DebiasedJudge
 from rlaif.judges.llm import AnthropicJudge, LLMJudgeSettings, OpenAIJudge, public_url
-from rlaif.judges.llm_api import MissingAPIKeyError
+from rlaif.judges.llm_api import MissingAPIKeyError, TokenLogprob, verdict_label_confidence
 from rlaif.judges.pricing import ModelPrice, PriceTable, actual_cost, estimate_cost, load_price_table
 from rlaif.judges.ranking import RankingTask, rank_candidates
 from rlaif.rubric import rubric_from_dict
@@ -269,3 +271,60 @@ def test_cost_estimate_from_a_config_spec_needs_no_key(monkeypatch):
     assert parse_spec("stub").estimate_cost(10, 10, 10).usd == 0.0 and not parse_spec("stub").spends_api()
     cached = parse_spec("anthropic", {"model": "claude-haiku-4-5", "cache": True}).estimate_cost(100, 1000, 200)
     assert cached.upper_bound and "upper bound" in str(cached)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# confidence from label log-probabilities (``logprobs: true``)
+
+
+@dataclass(frozen=True)
+class LogprobReply(Reply):
+    """A reply whose tokens and top log-probabilities are scripted: (token, logprob, {alternative: logprob})."""
+
+    token_logprobs: tuple = ()
+
+
+def scripted(*tokens) -> LogprobReply:
+    return LogprobReply("".join(t for t, _, _ in tokens), token_logprobs=tokens)
+
+
+def test_label_logprobs_set_the_confidence_where_the_server_sends_them(server):
+    ln = math.log
+    sure = lambda t: (t, 0.0, {t: 0.0})  # noqa: E731
+    reply = scripted(sure('{"criteria": {"correct": "'),
+                     ("a", ln(0.95), {"a": ln(0.95), "b": ln(0.05)}),  # a criterion's label, not the verdict
+                     sure('"}, "winner": "'),
+                     ("b", ln(0.6), {"b": ln(0.6), "a": ln(0.3), '"': ln(0.05), "tie": ln(0.1)}),
+                     sure('", "confidence": 0.9, "rationale": "the winner: a is wrong"}'))
+    server.enqueue(reply, verdict_json("a", 0.9), scripted(sure(verdict_json("a", 0.9))))
+    judge = make("openai", server, concurrency=1, logprobs=True)
+    scripted_verdict, sure_verdict, unaligned = judge.compare(comparisons(3), RUBRIC)
+    assert all(r.body["logprobs"] is True and r.body["top_logprobs"] == 5 for r in server.requests)
+    # softmax over the label alternatives of the winner's token (the '"' alternative is no label): 0.6 / 1.0
+    assert scripted_verdict.winner == "b" and scripted_verdict.confidence == pytest.approx(0.6)
+    assert scripted_verdict.criteria["correct"] == {"a": 1.0, "b": 0.0}
+    assert (sure_verdict.winner, sure_verdict.confidence) == ("a", pytest.approx(1.0))  # only "a" was on offer
+    # no token after the winner key is a label (one token holds the whole reply): the written confidence stays
+    assert (unaligned.winner, unaligned.confidence) == ("a", 0.9)
+    assert judge.describe()["logprobs"] is True
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_without_logprobs_the_written_confidence_stays_and_nothing_is_asked(provider, server):
+    server.enqueue(verdict_json("b", 0.8))
+    judge = make(provider, server, concurrency=1, logprobs=provider == "anthropic")  # anthropic has none to give
+    (v,) = judge.compare(comparisons(1), RUBRIC)
+    assert (v.winner, v.confidence) == ("b", 0.8)
+    assert "logprobs" not in server.requests[0].body and "top_logprobs" not in server.requests[0].body
+    assert "logprobs" not in judge.describe()  # cache keys of judges without the option are unchanged
+
+
+def test_label_confidence_reads_a_split_tie_and_winner_lines():
+    ln = math.log
+    tie = (TokenLogprob("Winner", 0.0), TokenLogprob(":", 0.0), TokenLogprob(" t", ln(0.5),
+           ((" t", ln(0.5)), (" A", ln(0.25)), (" B", ln(0.2)), (" The", ln(0.05)))), TokenLogprob("ie", 0.0))
+    assert verdict_label_confidence(tie, "tie") == pytest.approx(0.5 / 0.95)
+    line = (TokenLogprob("Verdict: candidate", 0.0), TokenLogprob(" B", ln(0.7), ((" B", ln(0.7)), (" A", ln(0.2)))))
+    assert verdict_label_confidence(line, "b") == pytest.approx(0.7 / 0.9)
+    assert verdict_label_confidence(line, "a") is None  # the verdict token is no "a": the caller keeps its number
+    assert verdict_label_confidence((), "a") is None

@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: The only function-level imports of project modules: each defers torch/TRL/transformers to the moment a model runs.
 DEFERRED = {("rlaif.best_of_n", "rlaif.reward_model"), ("rlaif.cli.best_of_n", "rlaif.reward_model"),
-            ("rlaif.cli.reward_model", "rlaif.reward_model"), ("rlaif.loop.stages", "rlaif.training")}
+            ("rlaif.cli.reward_model", "rlaif.reward_model"), ("rlaif.loop.stages", "rlaif.training"),
+            ("rlaif.cli.judge", "rlaif.reward_model")}
 STREAMLIT_USERS = ("app", "pages.", "rlaif.workbench.page")
 
 

@@ -75,6 +75,11 @@ EXPECTED_LATER_SCHEMA = {
     # 006_eval_outputs
     "eval_outputs": {"run_id": "VARCHAR", "iteration": "INTEGER", "prompt_id": "VARCHAR", "cohort": "VARCHAR",
                      "output": "VARCHAR", "n_tokens": "INTEGER", "checks": "JSON"},
+    # 008_judge_batches
+    "judge_batches": {"local_id": "VARCHAR", "batch_id": "VARCHAR", "provider": "VARCHAR", "judge_id": "VARCHAR",
+                      "status": "VARCHAR", "provider_status": "VARCHAR", "n_requests": "INTEGER", "counts": "JSON",
+                      "error": "VARCHAR", "created_at": "TIMESTAMP", "updated_at": "TIMESTAMP"},
+    "judge_batch_requests": {"local_id": "VARCHAR", "custom_id": "VARCHAR"},
 }
 # Columns later migrations add to tables of 001.
 LATER_COLUMNS = {"runs": {"owner": "VARCHAR"}}  # 007_run_owner
@@ -91,7 +96,9 @@ LATER_PRIMARY_KEYS = {"judge_cache": ["cache_key"],
                       "adjudications": ["adjudication_id"],
                       "judge_anchor_verdicts": ["item_id", "judge_id", "rubric_version"],
                       "kappa_reports": ["report_id"],
-                      "approvals": ["approval_id"], "eval_outputs": ["run_id", "iteration", "prompt_id"]}
+                      "approvals": ["approval_id"], "eval_outputs": ["run_id", "iteration", "prompt_id"],
+                      # 008_judge_batches
+                      "judge_batches": ["local_id"], "judge_batch_requests": ["local_id", "custom_id"]}
 PRIMARY_KEYS = {
     "datasets": ["dataset_id"], "prompts": ["dataset_id", "prompt_id"], "rubrics": ["rubric_version"],
     "runs": ["run_id"], "iterations": ["run_id", "iteration"], "candidates": ["candidate_id"],
@@ -118,7 +125,8 @@ def test_empty_database_migrates_to_the_expected_schema():
     assert _describe(conn) == _full_schema()
     assert _primary_keys(conn) == {**PRIMARY_KEYS, **LATER_PRIMARY_KEYS}
     indexes = {name for (name,) in conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
-    assert {"pairs_run_iteration_kept", "judge_cache_judge"} <= indexes
+    assert {"pairs_run_iteration_kept", "judge_cache_judge", "judge_batches_judge_status",
+            "judge_batch_requests_custom_id"} <= indexes
 
 
 def test_migrating_twice_applies_nothing_new(tmp_path):

@@ -15,10 +15,10 @@ import os
 import sys
 import warnings
 
-from rlaif.cli import anchors, best_of_n, kappa, reward_model, run, workbench
+from rlaif.cli import anchors, best_of_n, judge, kappa, reward_model, run, workbench
 from rlaif.cli.common import DEFAULT_STORE, run_command
 
-COMMAND_GROUPS = (run, anchors, kappa, best_of_n, reward_model, workbench)
+COMMAND_GROUPS = (run, anchors, kappa, best_of_n, reward_model, judge, workbench)
 
 
 def build_parser() -> argparse.ArgumentParser:

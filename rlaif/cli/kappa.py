@@ -6,8 +6,11 @@
 The judge is the project's (``--config``: its rubric, its verifier, and its judge options when ``--judge`` names the
 config's judge), and so is the gate: with ``--config`` the anchor set, annotators, threshold and rule come from its
 ``calibration`` section, each flag given on the command line overriding its field. Only the non-holdout items are
-judged unless ``--include-holdout``; ``--limit N`` judges a seeded, slice-stratified sample first. Exits 0 when the
-gate passes and 1 when it blocks, so scripts can gate on it.
+judged unless ``--include-holdout``; ``--limit N`` judges a seeded, slice-stratified sample first. Beside kappa it
+prints the judge's bias figures on the same items: position flips (each item is asked again with A and B swapped,
+once, unless ``--no-swap`` or the judge already asks both orders), first-shown and longer-answer shares, the invalid
+rate, and a warning when the judge gives (almost) one answer to all. Exits 0 when the gate passes and 1 when it
+blocks, so scripts can gate on it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rlaif.anchors.importers import resolve_anchor_set
 from rlaif.cli.anchors import default_set
 from rlaif.cli.common import fmt, positive_int, store_option
 from rlaif.config import ConfigError, RunConfig, load_config
+from rlaif.judges.bias import format_bias
 from rlaif.loop.project import Project
 from rlaif.rubric import Rubric, load_rubric, rubric_from_dict
 from store import Store
@@ -64,6 +68,9 @@ def print_gate(result) -> None:
     if d["holdout"]:
         h = d["holdout"]
         print(f"  locked holdout (reported, never decided on): kappa {fmt(h['kappa'])} on {h['n']} items")
+    if d.get("bias"):
+        for line in format_bias(d["bias"]):
+            print(f"  {line}")
     rule = d["rule"]
     print(f"  rule: {rule['gate_on'].replace('_', ' ')} >= {rule['threshold']} on at least {rule['min_items']} items"
           + (f"; every slice too (at least {rule['min_items_per_slice']} items each)" if rule["per_slice"] else ""))
@@ -104,7 +111,7 @@ def cmd_kappa(args) -> int:
                                     n_resamples=gate.bootstrap_resamples, reuse_verdicts=not args.rejudge,
                                     record=not args.no_record, gate_on=gate.gate_on, per_slice=gate.per_slice,
                                     min_items_per_slice=gate.min_items_per_slice, limit=args.limit,
-                                    report_holdout=args.include_holdout)
+                                    report_holdout=args.include_holdout, swap_orders=not args.no_swap)
         except ConfigError as err:
             if err.field_path == "verifier.kind" and not args.config:
                 raise ConfigError("--config", f"{err.problem.split(':')[0]}: pass --config LOOP.yaml (its verifier "
@@ -144,6 +151,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--include-holdout", action="store_true",
                    help="also judge the locked holdout and report its kappa (it never decides); off by default, so "
                         "only the items the gate decides on cost judge calls")
+    p.add_argument("--no-swap", action="store_true",
+                   help="do not ask the items again with A and B swapped: half the judge calls, no position-flip rate")
     p.add_argument("--seed", type=int, default=0, help="bootstrap and sampling seed")
     p.add_argument("--resamples", type=int, help="bootstrap resamples (default: the config's, else 1000)")
     p.add_argument("--override", action="store_true", help="pass a blocked gate (recorded; needs --override-reason)")

@@ -205,6 +205,9 @@ class Judge(ABC):
 
     judge_id: str = "judge"
     inner_judges: tuple["Judge", ...] = ()
+    #: True for a judge trained on an anchor set's tuning split (the distilled reward model): agreement on its own
+    #: training items proves nothing, so the calibration gate decides on the locked holdout instead.
+    trained_on_tuning: ClassVar[bool] = False
 
     # ---- the kind, from its options alone
 
@@ -261,6 +264,20 @@ class Judge(ABC):
     def budget_exhausted(self) -> bool:
         """True once this judge (or one nested in it) has spent its budget: the run stops rather than train on less."""
         return any(judge.budget_exhausted for judge in self.inner_judges)
+
+    #: True for a judge that answers through a provider's batch API: every call waits for a whole batch, so callers
+    #: should hand it a whole round of comparisons at once rather than in chunks.
+    batches_calls: bool = False
+
+    @property
+    def wants_whole_rounds(self) -> bool:
+        """True when this judge or one nested in it judges in batches (see ``batches_calls``)."""
+        return any(judge.batches_calls for judge in self.walk())
+
+    @property
+    def needs_holdout_gate(self) -> bool:
+        """True when this judge or one nested in it learned from the tuning split (see ``trained_on_tuning``)."""
+        return any(judge.trained_on_tuning for judge in self.walk())
 
     def walk(self) -> Iterator["Judge"]:
         """This judge and every judge nested in it, depth first."""

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 from rlaif.core.fields import ConfigError, check, help_field
 from rlaif.judges.base import BuildContext, Comparison, Judge, JudgeStats, NestedSpec, Verdict, usage_sum
 from rlaif.judges.pricing import JudgeCost
-from rlaif.judges.verifier import VerifierJudge
+from rlaif.judges.verifier import VerifierJudge, require_verifier
 from rlaif.rubric import Rubric
 
 
@@ -213,33 +213,41 @@ class TieredOptions:
     expensive: Any = help_field("The judge asked where the cheap verdict is unsure (a name or {name, options}); "
                                 "required.", None)
     threshold: float = help_field("Cheap verdicts below this confidence (and invalid ones) are escalated.", 0.7)
+    escalate_on_verifier: bool = help_field(
+        "Also escalate a confident cheap verdict that the task's hard checks contradict (only the other side passes "
+        "them): a distilled judge's confident mistakes go to the expensive judge too (needs a verifier).", False)
 
     def __post_init__(self):
         check(self.cheap is not None, "cheap", "is required: the first judge (a name or {name, options})")
         check(self.expensive is not None, "expensive", "is required: the judge hard pairs escalate to")
         check(isinstance(self.threshold, (int, float)) and 0.0 <= self.threshold <= 1.0, "threshold",
               f"must be in [0, 1], got {self.threshold!r}")
+        check(isinstance(self.escalate_on_verifier, bool), "escalate_on_verifier",
+              f"must be true or false, got {self.escalate_on_verifier!r}")
 
 
 class TieredJudge(Judge):
     """A cheap judge first; the expensive one only where the cheap verdict is unsure.
 
     Escalated: invalid cheap verdicts, and verdicts whose confidence is below ``threshold`` -- which includes a
-    debiased cheap judge's position-inconsistent ties (confidence 0). A settled tie (both orders said tie with
-    confidence) is not escalated. The final verdict carries both tiers' cost.
+    debiased cheap judge's position-inconsistent ties (confidence 0) and a reward-model judge's small margins. A
+    settled tie (both orders said tie with confidence) is not escalated. With a ``verifier`` (the option
+    ``escalate_on_verifier``), a confident cheap verdict is escalated too when only the side it did not pick passes the
+    rubric's hard checks. The final verdict carries both tiers' cost; ``stats`` count both reasons.
     """
 
     name = "tiered"
     Options = TieredOptions
     cache_by_default = True
 
-    def __init__(self, cheap: Judge, expensive: Judge, threshold: float = 0.7):
+    def __init__(self, cheap: Judge, expensive: Judge, threshold: float = 0.7, verifier: VerifierJudge | None = None):
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError("tiered.threshold", f"must be in [0, 1], got {threshold}")
-        self.cheap, self.expensive, self.threshold = cheap, expensive, threshold
+        self.cheap, self.expensive, self.threshold, self.verifier = cheap, expensive, threshold, verifier
         self.inner_judges = (cheap, expensive)
-        self.judge_id = f"tiered({cheap.judge_id}->{expensive.judge_id}@{threshold:g})"
-        self.stats = JudgeStats(comparisons=0, escalated=0)
+        checked = "+verifier" if verifier is not None else ""
+        self.judge_id = f"tiered({cheap.judge_id}->{expensive.judge_id}@{threshold:g}{checked})"
+        self.stats = JudgeStats(comparisons=0, escalated=0, **({"verifier_escalated": 0} if verifier else {}))
 
     @classmethod
     def nested_specs(cls, options: TieredOptions) -> dict[str, Any]:
@@ -247,7 +255,9 @@ class TieredJudge(Judge):
 
     @classmethod
     def build(cls, options: TieredOptions, nested: Mapping[str, NestedSpec], ctx: BuildContext) -> Judge:
-        return cls(nested["cheap"].build(ctx), nested["expensive"].build(ctx), float(options.threshold))
+        verifier = VerifierJudge(require_verifier(ctx, "judge.options.escalate_on_verifier")) \
+            if options.escalate_on_verifier else None
+        return cls(nested["cheap"].build(ctx), nested["expensive"].build(ctx), float(options.threshold), verifier)
 
     @classmethod
     def estimate_cost(cls, options: TieredOptions, n: int, prompt_tokens: int, output_tokens: int | None,
@@ -258,22 +268,38 @@ class TieredJudge(Judge):
 
     def describe(self) -> dict[str, Any]:
         return {"judge_id": self.judge_id, "kind": "tiered", "threshold": self.threshold,
+                "escalate_on_verifier": self.verifier is not None,
                 "cheap": self.cheap.describe(), "expensive": self.expensive.describe()}
 
     def needs_escalation(self, v: Verdict) -> bool:
         return not v.is_valid or v.confidence < self.threshold
 
+    def contradicted(self, c: Comparison, v: Verdict, rubric: Rubric) -> bool:
+        """Whether only the side the cheap verdict did not pick passes the hard checks (never without a reference)."""
+        hard = rubric.hard_verifiers
+        if self.verifier is None or c.reference is None or not hard:
+            return False
+        ca, cb = self.verifier.checks(c.a, c.reference), self.verifier.checks(c.b, c.reference)
+        pass_a, pass_b = all(ca.get(h, False) for h in hard), all(cb.get(h, False) for h in hard)
+        if pass_a == pass_b:
+            return False
+        return v.winner != ("a" if pass_a else "b")
+
     def compare(self, comparisons: Sequence[Comparison], rubric: Rubric) -> list[Verdict]:
         first = self.cheap.compare(comparisons, rubric)
-        hard = [i for i, v in enumerate(first) if self.needs_escalation(v)]
+        unsure = {i for i, v in enumerate(first) if self.needs_escalation(v)}
+        checked = {i for i, v in enumerate(first) if i not in unsure and self.contradicted(comparisons[i], v, rubric)}
+        hard = sorted(unsure | checked)
         second = self.expensive.compare([comparisons[i] for i in hard], rubric) if hard else []
         out = list(first)
         for i, v in zip(hard, second):
             cheap = first[i]
+            why = "the hard checks contradict it" if i in checked else f"{cheap.confidence:.2f}"
             out[i] = replace(v, tokens_in=v.tokens_in + cheap.tokens_in, tokens_out=v.tokens_out + cheap.tokens_out,
                              cost_usd=v.cost_usd + cheap.cost_usd, latency_ms=v.latency_ms + cheap.latency_ms,
-                             rationale=f"escalated (cheap: {cheap.winner} @ {cheap.confidence:.2f}): {v.rationale}")
-        self.stats.add(comparisons=len(comparisons), escalated=len(hard))
+                             rationale=f"escalated (cheap: {cheap.winner} @ {why}): {v.rationale}")
+        self.stats.add(comparisons=len(comparisons), escalated=len(hard),
+                       **({"verifier_escalated": len(checked)} if self.verifier is not None else {}))
         return out
 
 

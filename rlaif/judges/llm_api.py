@@ -5,13 +5,18 @@ Why adapters: the judge logic (concurrency, retries, budget, parsing) is the sam
 and the error classes differ. The SDK clients are built with ``max_retries=0`` because the judge does the retrying
 (``rlaif.judges.llm``). API keys come from the environment only (``api_key_env`` names the variable).
 
+Each adapter builds its request body in one place (``request_params``) and reads a reply in one place (``reply_of``),
+so batch mode (``rlaif.judges.batches``) sends exactly the online request and reads its results the online way.
+
     client = OpenAIClient(LLMJudgeSettings(model="gpt-4o-mini")); client.complete(prompt).text
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -57,6 +62,23 @@ class LLMJudgeSettings:
     json_mode: bool = field(default=False, metadata={
         "help": "Ask the API to enforce JSON: OpenAI response_format json_object, Anthropic structured output "
                 "with the verdict's JSON schema. Off by default: not every compatible server supports it."})
+    mode: str = field(default="online", metadata={
+        "help": "online: one request per comparison, answered in seconds. batch: all comparisons of a call go to "
+                "the provider's batch API (Anthropic Message Batches, OpenAI Batch API) at half price, answered "
+                "within 24 h; needs the store, which keeps every submitted batch so a killed run resumes it "
+                "instead of paying twice."})
+    poll_interval_s: float = field(default=30.0, metadata={
+        "help": "Batch mode: first wait between status polls; grows 1.5x per poll up to poll_max_interval_s."})
+    poll_max_interval_s: float = field(default=300.0, metadata={
+        "help": "Batch mode: longest wait between status polls."})
+    max_wait_s: float = field(default=26 * 3600.0, metadata={
+        "help": "Batch mode: stop waiting after this long (providers end a batch within 24 h); requests still "
+                "pending become invalid for now and a re-run resumes the same batch."})
+    logprobs: bool = field(default=False, metadata={
+        "help": "OpenAI-compatible only: ask for token log-probabilities (logprobs, top_logprobs=5) and, when the "
+                "reply carries them for the verdict token, take the confidence from them (softmax over the a / b / "
+                "tie alternatives found) instead of the confidence the model wrote. Servers that ignore the request "
+                "(transformers serve does) leave the written confidence."})
 
     def __post_init__(self):
         check(isinstance(self.model, str) and bool(self.model.strip()), "model", "must be a non-empty string")
@@ -68,6 +90,11 @@ class LLMJudgeSettings:
         check(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
         check(self.backoff_base_s >= 0 and self.backoff_max_s >= 0, "backoff_base_s", "back-off must be >= 0")
         check(self.budget_usd is None or self.budget_usd > 0, "budget_usd", f"must be > 0, got {self.budget_usd}")
+        check(self.mode in ("online", "batch"), "mode", f"must be online or batch, got {self.mode!r}")
+        check(self.poll_interval_s > 0, "poll_interval_s", f"must be > 0, got {self.poll_interval_s}")
+        check(self.poll_max_interval_s >= self.poll_interval_s, "poll_max_interval_s",
+              f"must be >= poll_interval_s ({self.poll_interval_s}), got {self.poll_max_interval_s}")
+        check(self.max_wait_s > 0, "max_wait_s", f"must be > 0, got {self.max_wait_s}")
         check(self.api_key_env is None or (self.api_key_env.replace("_", "").isalnum()), "api_key_env",
               "must be the NAME of an environment variable (e.g. MY_JUDGE_KEY), never the key itself")
 
@@ -77,10 +104,20 @@ class LLMJudgeSettings:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, its log-probability and its top alternatives (token, log-probability)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class ClientReply:
     text: str
     usage: Usage | None
     refusal: str | None = None
+    token_logprobs: tuple[TokenLogprob, ...] | None = None  # when asked for (``logprobs``) and the server sent them
 
 
 @dataclass(frozen=True)
@@ -133,10 +170,19 @@ class ChatClient(ABC):
     provider: str = "chat"
     default_key_env: str = ""
     supports_temperature: bool = True
+    supports_logprobs: bool = False
 
     @abstractmethod
     def complete(self, prompt: JudgePrompt) -> ClientReply:
         raise NotImplementedError
+
+    def request_params(self, prompt: JudgePrompt) -> dict[str, Any]:
+        """The body of one request for ``prompt``, as online mode sends it (batch lines carry the same)."""
+        raise NotImplementedError(f"{type(self).__name__} has no batch support")
+
+    def reply_of(self, response: Any) -> ClientReply:
+        """Reply text, usage and refusal of one SDK response object."""
+        raise NotImplementedError(f"{type(self).__name__} has no batch support")
 
     @abstractmethod
     def classify(self, exc: BaseException) -> CallFailure:
@@ -165,14 +211,24 @@ class AnthropicClient(ChatClient):
         self._client = anthropic.Anthropic(api_key=key, base_url=settings.base_url, max_retries=0,
                                            timeout=settings.timeout_s)
 
-    def complete(self, prompt: JudgePrompt) -> ClientReply:
+    @property
+    def sdk_client(self):
+        """The SDK client (built with our key, base_url and timeout): batch mode calls its batch endpoints."""
+        return self._client
+
+    def request_params(self, prompt: JudgePrompt) -> dict[str, Any]:
         s = self.settings
         # This SDK's Messages API takes no temperature; json_mode asks for structured output against our schema
         kwargs: dict[str, Any] = dict(model=s.model, max_tokens=s.max_tokens, system=prompt.system,
                                       messages=[{"role": "user", "content": prompt.user}])
         if s.json_mode and prompt.schema is not None:
             kwargs["output_config"] = {"format": {"type": "json_schema", "schema": prompt.schema}}
-        msg = self._client.messages.create(**kwargs)
+        return kwargs
+
+    def complete(self, prompt: JudgePrompt) -> ClientReply:
+        return self.reply_of(self._client.messages.create(**self.request_params(prompt)))
+
+    def reply_of(self, msg: Any) -> ClientReply:
         text = "".join(getattr(b, "text", "") for b in (msg.content or []) if getattr(b, "type", "") == "text")
         usage = None
         if msg.usage is not None:
@@ -190,6 +246,7 @@ class AnthropicClient(ChatClient):
 class OpenAIClient(ChatClient):
     provider = "openai"
     default_key_env = "OPENAI_API_KEY"
+    supports_logprobs = True
 
     def __init__(self, settings: LLMJudgeSettings):
         import openai
@@ -203,7 +260,12 @@ class OpenAIClient(ChatClient):
         # api.openai.com's newer models reject max_tokens; compatible servers (Ollama, llama.cpp) may ignore the new one
         self._max_tokens_param = "max_tokens" if settings.base_url else "max_completion_tokens"
 
-    def complete(self, prompt: JudgePrompt) -> ClientReply:
+    @property
+    def sdk_client(self):
+        """The SDK client (built with our key, base_url and timeout): batch mode calls its batch endpoints."""
+        return self._client
+
+    def request_params(self, prompt: JudgePrompt) -> dict[str, Any]:
         s = self.settings
         kwargs: dict[str, Any] = {"model": s.model, self._max_tokens_param: s.max_tokens,
                                   "messages": [{"role": "system", "content": prompt.system},
@@ -212,7 +274,14 @@ class OpenAIClient(ChatClient):
             kwargs["temperature"] = s.temperature
         if s.json_mode:
             kwargs["response_format"] = {"type": "json_object"}
-        resp = self._client.chat.completions.create(**kwargs)
+        if s.logprobs:
+            kwargs.update(logprobs=True, top_logprobs=5)
+        return kwargs
+
+    def complete(self, prompt: JudgePrompt) -> ClientReply:
+        return self.reply_of(self._client.chat.completions.create(**self.request_params(prompt)))
+
+    def reply_of(self, resp: Any) -> ClientReply:
         if not resp.choices:
             return ClientReply("", None)
         message = resp.choices[0].message
@@ -221,7 +290,74 @@ class OpenAIClient(ChatClient):
             details = resp.usage.prompt_tokens_details
             cached = (details.cached_tokens or 0) if details is not None else 0
             usage = Usage(resp.usage.prompt_tokens, resp.usage.completion_tokens, cached, 0)
-        return ClientReply(message.content or "", usage, getattr(message, "refusal", None) or None)
+        return ClientReply(message.content or "", usage, getattr(message, "refusal", None) or None,
+                           _token_logprobs(resp.choices[0]))
 
     def classify(self, exc: BaseException) -> CallFailure:
         return classify_sdk_error(exc, self._sdk)
+
+
+def _token_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
+    """The choice's ``logprobs.content`` as TokenLogprobs; None when the server sent none (or an unreadable block)."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return None
+    try:
+        return tuple(TokenLogprob(t.token, float(t.logprob), tuple((a.token, float(a.logprob))
+                                                                    for a in (t.top_logprobs or [])))
+                     for t in content)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# confidence from label log-probabilities
+
+_VERDICT_KEY = re.compile(r"winner|verdict", re.IGNORECASE)
+_FILLER = {"", "candidate", "response", "answer", "option"}  # what may stand between the key and the label
+
+
+def _token_label(token: str) -> str | None:
+    """'a', 'b' or 'tie' for a token that is exactly a label (quotes, spaces and case aside); 't' / 'ti' count as the
+    start of 'tie' (a tokenizer may split it; no other label starts with t)."""
+    t = token.strip(" \t\n\"'*_()[]{}:,.").lower()
+    if t in ("a", "b", "tie"):
+        return t
+    return "tie" if t in ("t", "ti") else None
+
+
+def verdict_label_confidence(tokens: tuple[TokenLogprob, ...], winner: str) -> float | None:
+    """Confidence in ``winner`` from the verdict token's log-probabilities: the label token that follows a
+    "winner"/"verdict" key (the last such one naming ``winner``; the reply's first label token when no key is
+    there), and the softmax over the a / b / tie alternatives among that token and its top log-probabilities.
+    None when no such token is found or ``winner`` is not among its alternatives: the caller keeps its confidence.
+
+        verdict_label_confidence(reply.token_logprobs, "a")  # 0.8 when a: -0.22, b: -1.61 were the alternatives
+    """
+    if winner not in ("a", "b", "tie") or not tokens:
+        return None
+    starts, pos = [], 0
+    for t in tokens:
+        starts.append(pos)
+        pos += len(t.token)
+    text = "".join(t.token for t in tokens)
+    key_ends = [m.end() for m in _VERDICT_KEY.finditer(text)] or [0]
+    found: TokenLogprob | None = None
+    for end in key_ends:
+        i = next((k for k, s in enumerate(starts) if s >= end), len(tokens))
+        while i < len(tokens) and _token_label(tokens[i].token) is None and \
+                tokens[i].token.strip(" \t\n\"'*_()[]{}:=-,.").lower() in _FILLER:
+            i += 1
+        if i < len(tokens) and _token_label(tokens[i].token) == winner:
+            found = tokens[i]
+    if found is None:
+        return None
+    mass: dict[str, float] = {}
+    for token, logprob in {(found.token, found.logprob), *found.top}:
+        label = _token_label(token)
+        if label is not None and math.isfinite(logprob):
+            mass[label] = mass.get(label, 0.0) + math.exp(logprob)
+    total = sum(mass.values())
+    if winner not in mass or total <= 0.0:
+        return None
+    return min(1.0, max(0.0, mass[winner] / total))

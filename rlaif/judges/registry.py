@@ -8,14 +8,14 @@ prune before the judge), then ``cache`` (the DuckDB verdict cache, outermost so 
 needed to validate a config or estimate its cost.
 
     judge:
-      name: anthropic                       # stub | biased | verifier | anthropic | openai | local | auto | ensemble | tiered
+      name: anthropic       # stub | biased | verifier | anthropic | openai | local | reward_model | auto | ensemble | tiered
       options: {model: claude-haiku-4-5, concurrency: 16, rpm: 1000, budget_usd: 5, debias: true, cache: true}
 
     judge:
       name: tiered
       options:
         threshold: 0.7
-        cheap: {name: local, options: {debias: true}}
+        cheap: {name: local, options: {debias: average}}     # or distilled: {name: reward_model, options: {path: DIR}}
         expensive: {name: openai, options: {model: gpt-4o, base_url: "http://localhost:8000/v1"}}
 
     spec = parse_spec("anthropic", {"model": "claude-haiku-4-5", "cache": True}); spec.estimate_cost(600, 900).usd
@@ -37,12 +37,13 @@ from rlaif.judges.llm import AnthropicJudge, OpenAIJudge
 from rlaif.judges.local import LocalJudge
 from rlaif.judges.order_average import OrderAveragedJudge
 from rlaif.judges.pricing import JudgeCost
+from rlaif.judges.reward_model import RewardModelJudge
 from rlaif.judges.simple import BiasedJudge, StubJudge
 from rlaif.judges.verifier import VerifierJudge, require_verifier
 
 KINDS: dict[str, type[Judge]] = {cls.name: cls for cls in (  # type: ignore[misc]
-    VerifierJudge, StubJudge, BiasedJudge, AnthropicJudge, OpenAIJudge, LocalJudge, AutoJudge, EnsembleJudge,
-    TieredJudge)}
+    VerifierJudge, StubJudge, BiasedJudge, AnthropicJudge, OpenAIJudge, LocalJudge, RewardModelJudge, AutoJudge,
+    EnsembleJudge, TieredJudge)}
 JUDGE_NAMES = tuple(KINDS)
 
 

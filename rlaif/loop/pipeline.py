@@ -90,6 +90,7 @@ class _Pairs:
     calls: int
     blended: int
     redacted: int = 0  # key-shaped strings redacted from candidates, verdicts and pairs
+    judge_bias: dict[str, Any] | None = None  # the training judge's bias figures on this iteration's matches
 
     @property
     def rlaif(self) -> int:
@@ -312,6 +313,7 @@ class RLAIFPipeline:
             monitoring={k: v for k, v in monitoring.items() if k != "metrics"},
             primary_metric=cfg.loop.primary_metric, gate_cohort=cfg.loop.gate_cohort, gate=gate.to_dict(),
             judge_calls=pairs.calls, judge_stats=self.parts.judge.all_stats(), redacted_model_output=redacted,
+            judge_bias=pairs.judge_bias,
             train_loss=train_info.train_loss if train_info else None,
             train_steps=train_info.steps if train_info else 0,
             seeds={"base": cfg.seed, "training": cfg.seed + iteration,
@@ -367,7 +369,8 @@ class RLAIFPipeline:
         if blended:
             blended, n = records.redact_pair_rows(blended)
             redacted += n + store.pairs.add_many(blended)
-        return _Pairs(kept + blended, dropped, sum(r.calls for r in rankings), len(blended), redacted)
+        return _Pairs(kept + blended, dropped, sum(r.calls for r in rankings), len(blended), redacted,
+                      records.judge_bias(candidates, rankings))
 
     # -----------------------------------------------------------------------------------------------------------------
     # helpers

@@ -19,6 +19,7 @@ from rlaif.config import RunConfig
 from rlaif.datasets import PromptRecord
 from rlaif.evaluation import EvalResult
 from rlaif.judges import Comparison, Judge
+from rlaif.judges.bias import bias_figures, ordered_from_verdict
 from rlaif.judges.ranking import RankingResult
 from rlaif.pairs import PairDecision
 from rlaif.rubric import Rubric
@@ -93,6 +94,15 @@ def judgement_rows(ids: IterationIds, prompts: Sequence[PromptRecord], candidate
                 "tokens_in": v.tokens_in, "tokens_out": v.tokens_out, "cost_usd": v.cost_usd,
                 "latency_ms": v.latency_ms, "cache_key": judge.cache_key(comparison, rubric)})
     return rows
+
+
+def judge_bias(candidates, rankings: Sequence[RankingResult]) -> dict[str, Any]:
+    """The training judge's bias figures on this iteration's judgements (``rlaif.judges.bias``), for the manifest:
+    first-shown and longer-answer shares and the invalid rate from every match; the position-flip rate where the
+    judge asked both orders (``debias``), else None (ranking asks each pair once)."""
+    return bias_figures([ordered_from_verdict(candidates.texts(k)[m.i], candidates.texts(k)[m.j], m.verdict.winner,
+                                              m.verdict.rationale, m.verdict.criteria)
+                         for k, ranking in enumerate(rankings) for m in ranking.matches]).to_dict()
 
 
 def pair_rows(ids: IterationIds, prompts: Sequence[PromptRecord], candidates, decisions: Sequence[PairDecision],

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 from rlaif.anchors.labelling import resolved_labels
 from rlaif.config import JudgeConfig, PairConfig, RunConfig
 from rlaif.datasets import PromptRecord
-from rlaif.evaluation import EvalResult, evaluate_outputs
+from rlaif.evaluation import EvalResult, evaluate_outputs, length_controlled_win_rate
 from rlaif.human_blend import blend_rows
 from rlaif.judges import Comparison, Judge
 from rlaif.judges.ranking import RankingResult, RankingTask, rank_candidates
@@ -115,9 +115,11 @@ def verify(prompts: Sequence[PromptRecord], candidates: Candidates, verifier: Ve
 
 def rank(judge: Judge, prompts: Sequence[PromptRecord], candidates: Candidates, rubric: Rubric, cfg: JudgeConfig, *,
          on_round: Progress = _quiet) -> list[RankingResult]:
-    """Each prompt's candidates ranked by the judge (all prompts' comparisons of a round batched together)."""
+    """Each prompt's candidates ranked by the judge (all prompts' comparisons of a round batched together, in
+    ``judge.batch_size`` chunks; a judge answering through a batch API gets each round whole: one batch, one wait)."""
     tasks = [RankingTask(p.prompt, candidates.texts(k), p.reference, p.id) for k, p in enumerate(prompts)]
-    return rank_candidates(judge, tasks, rubric, cfg.ranking, confirm=False, chunk=cfg.batch_size, on_round=on_round)
+    chunk = max(1, sum(len(t.texts) ** 2 for t in tasks)) if judge.wants_whole_rounds else cfg.batch_size
+    return rank_candidates(judge, tasks, rubric, cfg.ranking, confirm=False, chunk=chunk, on_round=on_round)
 
 
 def decide_pairs(prompts: Sequence[PromptRecord], candidates: Candidates, rankings: Sequence[RankingResult],
@@ -181,6 +183,13 @@ def evaluate(policy: Policy, prompts: Sequence[PromptRecord], cfg: RunConfig, ve
     return evaluate_outputs(outputs, prompts, verify=verify, rubric=rubric), anchor_outputs
 
 
+def judged_win_rate(winners: Sequence[str], comparisons: Sequence[Comparison], seed: int) -> dict[str, Any]:
+    """The raw win rate of side a (with its CI) and, beside it, the length-controlled one (same verdicts)."""
+    lengths = [(len(c.a.strip()), len(c.b.strip())) for c in comparisons]
+    return {**win_rate(winners, seed=seed),
+            **length_controlled_win_rate(winners, [a for a, _ in lengths], [b for _, b in lengths])}
+
+
 def monitor(iteration: int, prompts: Sequence[PromptRecord], outputs: Callable[[int], dict[str, str]], judge: Judge,
             eval_judge: Judge | None, rubric: Rubric, cfg: RunConfig,
             anchor_outputs: Sequence[tuple[dict[str, Any], str]]) -> dict[str, Any]:
@@ -191,12 +200,15 @@ def monitor(iteration: int, prompts: Sequence[PromptRecord], outputs: Callable[[
     if anchor_outputs:
         comps = [Comparison(a["prompt"], text, a["preferred"], a.get("reference"), a["item_id"])
                  for a, text in anchor_outputs]
-        wr = win_rate([v.winner for v in scorer.compare(comps, rubric)], seed=cfg.seed)
+        wr = judged_win_rate([v.winner for v in scorer.compare(comps, rubric)], comps, cfg.seed)
         out["anchor_win_rate"] = {**wr, "judge": scorer.judge_id}
         if wr["win_rate"] is not None:
             out["metrics"]["anchor_win_rate"] = wr["win_rate"]
+        if wr["lc_win_rate"] is not None:
+            out["metrics"]["anchor_lc_win_rate"] = wr["lc_win_rate"]
     if eval_judge is not None and iteration == 0:
         out["metrics"]["eval_win_rate_vs_base"] = 0.5  # the base against itself: the judge-based baseline
+        out["metrics"]["eval_lc_win_rate_vs_base"] = 0.5
     if eval_judge is None or iteration == 0:
         return out
     prompts = list(prompts)[: cfg.eval_judge.max_prompts] if cfg.eval_judge.max_prompts else list(prompts)
@@ -205,15 +217,18 @@ def monitor(iteration: int, prompts: Sequence[PromptRecord], outputs: Callable[[
         if label == "base" and iteration == 1:
             out["eval_vs_base"] = out["eval_vs_previous"]
             out["metrics"]["eval_win_rate_vs_base"] = out["metrics"].get("eval_win_rate_vs_previous")
+            out["metrics"]["eval_lc_win_rate_vs_base"] = out["metrics"].get("eval_lc_win_rate_vs_previous")
             continue
         before = outputs(other)
         comps = [Comparison(p.prompt, current[p.id], before[p.id], p.reference, p.id)
                  for p in prompts if p.id in current and p.id in before]
         verdicts = [v.winner for v in eval_judge.compare(comps, rubric)]
-        wr = win_rate(verdicts, seed=cfg.seed)
+        wr = judged_win_rate(verdicts, comps, cfg.seed)
         out[f"eval_vs_{label}"] = {**wr, "judge": eval_judge.judge_id}
         if wr["win_rate"] is not None:
             out["metrics"][f"eval_win_rate_vs_{label}"] = wr["win_rate"]
+        if wr["lc_win_rate"] is not None:
+            out["metrics"][f"eval_lc_win_rate_vs_{label}"] = wr["lc_win_rate"]
         if label == "previous":
             training = [v.winner for v in judge.compare(comps, rubric)]
             rate = disagreement_rate(verdicts, training)
