@@ -107,6 +107,7 @@ def main(argv=None) -> int:
         train = load_prompts(SAMPLE / "train.jsonl")
         policy = timed("load policy", results, lambda: load_policy(model_dir, device="cpu",
                                                                      prompt_template=cfg.policy.prompt_template))
+        policy.prompt_format, policy.system_prompt = cfg.policy.prompt_format, cfg.policy.system_prompt
         texts = [p.prompt for p in train]
         samples = timed("sample 8 prompts x 4 x 48 tokens (batch 8)", results, lambda: sample_candidates(
             policy, texts[:8], n=4, temperatures=cfg.sampling.temperatures, top_p=cfg.sampling.top_p, seed=0,
@@ -125,7 +126,9 @@ def main(argv=None) -> int:
         results["seconds per comparison (both orders)"] = round(results["rank 4 prompts round-robin (24 cmp, 2 orders)"]
                                                                 / max(calls, 1), 3)
         print(f"{'seconds per comparison (both orders)':<44} {results['seconds per comparison (both orders)']:>8.3f} s")
-        pairs = [{"prompt": policy.render(p.prompt), "chosen": g[r.chosen].text, "rejected": g[r.rejected].text}
+        rendering = policy.rendering  # chat mode: TRL's conversational rows, as the loop trains on them
+        pairs = [rendering.trl_row({"prompt": rendering.pair_prompt(p.prompt), "chosen": g[r.chosen].text,
+                                    "rejected": g[r.rejected].text})
                  for p, g, r in zip(train[:4], samples, ranked) if r.chosen is not None]
         tcfg = TrainingConfig(**{**cfg.training.__dict__, "epochs": 1, "batch_size": 4})
         with tempfile.TemporaryDirectory() as tmp:

@@ -147,8 +147,9 @@ def best_of_n(policy: Policy, prompts: Sequence[PromptRecord], *, n: int, rubric
         reranker = {"kind": "judge", "judge_id": judge.judge_id, "ranking": ranking}
     else:
         model, tok = reward_model
-        best, scores = pick_by_reward(model, tok, [policy.render(t) for t in texts], groups,
-                                      prefix=policy.completion_prefix, batch_size=batch_size)
+        rendering = policy.rendering  # the same rendering sampling used (plain template or chat template)
+        best, scores = pick_by_reward(model, tok, [rendering.prompt(t) for t in texts], groups,
+                                      prefix=rendering.prefix, batch_size=batch_size)
         emit("rerank", len(prompts), len(prompts))
         reranker = {"kind": "reward_model", "path": str(getattr(model, "name_or_path", "") or "")}
 

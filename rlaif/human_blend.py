@@ -40,7 +40,7 @@ def blend_rows(store, anchor_set_id: str, annotators: str, *, fraction: float, n
         chosen, rejected = ((item["response_a"], item["response_b"]) if lab.label == "A"
                             else (item["response_b"], item["response_a"]))
         source = "oracle" if lab.method == "oracle" else "human"
-        rows.append({"anchor_item_id": item_id, "prompt": rendering.prompt(item["prompt"]),
+        rows.append({"anchor_item_id": item_id, "prompt": rendering.pair_prompt(item["prompt"]),
                      "chosen": rendering.completion(chosen.strip()), "rejected": rendering.completion(rejected.strip()),
                      "source": source})
     return rows

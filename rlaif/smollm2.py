@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from rlaif.model_source import HUB_ID, resolve_source
 from rlaif.policy import quiet_library_progress
 
 SCHEME = "smollm2:"
@@ -114,10 +115,10 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path, *, progress: bool = Fals
 
     quiet_library_progress()
     gguf, out_dir = Path(gguf), Path(out_dir)
-    kwargs = dict(gguf_file=gguf.name, local_files_only=True)
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), **kwargs)
+    src = resolve_source(gguf, field="gguf file")  # a .gguf path: its folder + gguf_file, loaded offline
+    tok = AutoTokenizer.from_pretrained(src.folder, **src.kwargs)
     with _quiet_gguf_progress(progress):
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), dtype=torch.float32, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(src.folder, dtype=torch.float32, **src.kwargs)
     # The weights are already de-quantised; the GGUF "quantizer" only remains as a marker that blocks saving.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -162,13 +163,19 @@ def ensure_local_smollm2(cache_dir: str | Path | None = None, *, progress: bool 
     return target
 
 
-def resolve_model_path(path: str, resolve: Callable[[str], Path | None]) -> Path:
-    """A config's model path as a folder: ``smollm2:[DIR]`` is converted on first use, anything else is resolved.
+def resolve_model_path(path: str, resolve: Callable[[str], Path | None], *, revision: str | None = None,
+                       field: str = "policy.path") -> Path:
+    """A config's model path on disk: ``smollm2:[DIR]`` is converted on first use, a hub id (``org/name``) that is
+    not a folder next to the config becomes its HF cache snapshot folder (``rlaif.model_source``; offline: cache
+    only, else one ConfigError naming ``field``), anything else is resolved against the config file.
 
     ``resolve`` turns a relative path into one relative to the config file (``RunConfig.resolve``).
     """
     if not path.startswith(SCHEME):
         resolved = resolve(path)
-        return Path(resolved) if resolved is not None else Path(path)
+        local = Path(resolved) if resolved is not None else Path(path)
+        if not local.exists() and HUB_ID.match(path):
+            return Path(resolve_source(path, revision=revision, field=field).folder)
+        return local
     folder = path[len(SCHEME):].strip()
     return ensure_local_smollm2(resolve(folder) if folder else None)

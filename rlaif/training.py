@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from rlaif.config import TrainingConfig
+from rlaif.model_source import resolve_source
 from rlaif.policy import Device, context_length, load_tokenizer, model_hash, quiet_library_progress, select_device
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,9 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
     dev = select_device(device)
     set_seed(seed)
     output_dir = Path(output_dir)
-    model = AutoModelForCausalLM.from_pretrained(str(base_model_path), local_files_only=True, dtype=dev.dtype)
-    tokenizer = load_tokenizer(base_model_path)
+    src = resolve_source(base_model_path, field="policy.path")  # a folder, .gguf file or cached hub id
+    model = AutoModelForCausalLM.from_pretrained(src.folder, dtype=dev.dtype, **src.kwargs)
+    tokenizer = load_tokenizer(src)
     dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]}
                                  for p in pairs])
     trainer = DPOTrainer(

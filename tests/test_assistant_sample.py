@@ -80,7 +80,9 @@ def test_converts_offline_once_and_generates_with_the_chat_template(smollm2):
     assert stamp["source_file"] == source_gguf().name and len(stamp["source_sha256"]) == 64
 
     cfg = load_config(SAMPLE / "loop.yaml")
+    assert cfg.policy.prompt_format == "chat"
     policy = load_policy(smollm2, device="cpu", prompt_template=cfg.policy.prompt_template)
+    policy.prompt_format = cfg.policy.prompt_format
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     assert policy.render(messages[0]["content"]) == policy.tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True)

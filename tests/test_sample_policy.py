@@ -114,3 +114,33 @@ def test_committed_policy_loads_and_generates():
     assert len(texts) == 4
     assert all(t.startswith("SELECT ") for t in texts), texts
     assert sum(t.rstrip().endswith(";") for t in texts) >= 2, texts
+
+
+def _padding(lengths, batches):
+    return sum(max(lengths[k] for k in b) - lengths[k] for b in batches for k in b)
+
+
+def test_length_sorted_batching_cuts_padding_and_keeps_prompt_order():
+    """Sorting by token length must cut padding, return results in prompt order, and leave the default ladder (the
+    seeds the recorded runs were made with) exactly as it was."""
+    from rlaif.policy import _batches, greedy, ladder_seed, load_policy, sample_candidates
+
+    policy = load_policy(POLICY, device="cpu", prompt_template=PROMPT_TEMPLATE)
+    prompts = [r["prompt"] for r in read_jsonl(SAMPLE_DIR / "eval.jsonl")[:12]]
+    lengths = [len(policy.tokenizer(policy.render(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+    plain, ordered = _batches(policy, prompts, 4, False), _batches(policy, prompts, 4, True)
+    assert plain == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert sorted(k for b in ordered for k in b) == list(range(12))
+    assert [lengths[k] for b in ordered for k in b] == sorted(lengths)
+    assert _padding(lengths, ordered) < _padding(lengths, plain)
+
+    assert greedy(policy, prompts, batch_size=4, max_new_tokens=24, length_sorted=True) == \
+        greedy(policy, prompts, batch_size=4, max_new_tokens=24)  # same answers, back in prompt order
+
+    kw = dict(n=2, temperatures=[0.7, 1.0], seed=3, iteration=1, batch_size=4, max_new_tokens=12)
+    default = sample_candidates(policy, prompts, **kw)
+    assert [[s.seed for s in row] for row in default] == [[ladder_seed(3, 1, i, k // 4) for i in range(2)]
+                                                          for k in range(12)]
+    first = sample_candidates(policy, prompts, **kw, length_sorted=True)
+    assert first == sample_candidates(policy, prompts, **kw, length_sorted=True)  # reproducible
+    assert all(s.prompt_index == k for k, row in enumerate(first) for s in row)

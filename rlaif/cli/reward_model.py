@@ -6,9 +6,11 @@ held-out ranking accuracy: the cheap reranker for ``rlaif best-of-n --reward-mod
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rlaif.cli.common import counter, fmt, store_option
-from rlaif.export import approved_table
-from rlaif.policy import configure_cpu_threads
+from rlaif.export import approved_table, run_rendering
+from rlaif.policy import Rendering, configure_cpu_threads, load_tokenizer
 from store import PairFilter, Store
 
 
@@ -35,6 +37,15 @@ def stored_pairs(store, run_id: str, iteration: int | None, approved: str | None
     return rows, where
 
 
+def rendered_for_scoring(pairs: list[dict], rendering: Rendering, base: str) -> list[dict]:
+    """A chat run stores raw prompts (``Rendering.pair_prompt``): score them as the policy saw them, through the base
+    model's chat template; a plain run's pairs are stored rendered already."""
+    if not rendering.chat:
+        return pairs
+    rendering = replace(rendering, tokenizer=load_tokenizer(base))
+    return [{**p, "prompt": rendering.prompt(p["prompt"])} for p in pairs]
+
+
 def base_model(store, run_id: str) -> str:
     """The policy the run started from: iteration 0's model, as the run recorded it."""
     for row in store.iterations.list(run_id):
@@ -53,6 +64,7 @@ def cmd_train_rm(args) -> int:
     with Store(args.store) as store:
         pairs, source = stored_pairs(store, args.run, args.iteration, args.approved)
         base = args.base or base_model(store, args.run)
+        pairs = rendered_for_scoring(pairs, run_rendering(store, args.run), base)
     train, heldout = split_holdout(pairs, args.holdout, seed=args.seed)
     if not train:
         raise ValueError(f"all {len(pairs)} pairs fell into the holdout; lower --holdout")

@@ -55,7 +55,8 @@ def print_iteration(it, primary: str) -> None:
     if it.redacted:
         print(f"   {it.redacted} key-shaped strings redacted from model output (stored as [redacted])")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in it.timings.items())
-    print(f"   manifest {it.manifest['manifest_id']}  ({timing})")
+    speed = ", ".join(f"{k} {v['tokens_per_s']:.0f} new tok/s" for k, v in it.throughput.items())
+    print(f"   manifest {it.manifest['manifest_id']}  ({timing}{'; ' + speed if speed else ''})")
 
 
 def _rate(wr: dict) -> str:

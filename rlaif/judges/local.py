@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from rlaif.core.fields import build_options, check, help_field
 from rlaif.judges.base import Comparison, Judge, Verdict
 from rlaif.judges.prompting import TEMPLATE_VERSION, render_short_prompt
+from rlaif.model_source import resolve_source
 from rlaif.policy import load_tokenizer, model_hash
 from rlaif.rubric import Rubric
 from rlaif.smollm2 import default_local_model
@@ -40,11 +41,11 @@ def load_judge_model(path: str, gguf_file: str | None = None, device: str = "cpu
             import torch
             from transformers import AutoModelForCausalLM
 
-            kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-            tok = load_tokenizer(path, gguf_file)
+            src = resolve_source(path, gguf_file=gguf_file, field="judge.options.model_path")
+            tok = load_tokenizer(src)
             tok.padding_side = "left"  # the last position of every row is then the answer position
             dtype = torch.float32 if device == "cpu" else torch.bfloat16
-            model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(src.folder, dtype=dtype, **src.kwargs)
             model.to(device)
             model.eval()
             _MODELS[key] = (model, tok)

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 from rlaif.core.fields import ConfigError, build_options, check, help_field
 from rlaif.judges.base import Comparison, Judge, Verdict
+from rlaif.model_source import resolve_source
 from rlaif.policy import context_length, load_tokenizer, model_hash, quiet_library_progress, select_device
 from rlaif.rubric import Rubric
 
@@ -84,8 +85,8 @@ def load_reward_model(path: str | Path, *, device: str = "auto", base: bool = Fa
     quiet_library_progress()  # also silences "score.weight newly initialized", expected for a fresh head
     dev = select_device(device)
     kwargs = {"num_labels": 1} if base else {}
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True, dtype=dev.dtype,
-                                                               **kwargs)
+    src = resolve_source(path, field="reward model path")  # a folder or a cached hub id
+    model = AutoModelForSequenceClassification.from_pretrained(src.folder, dtype=dev.dtype, **src.kwargs, **kwargs)
     if model.config.num_labels != 1:
         raise ValueError(f"{path}: a reward model has one output, this one has {model.config.num_labels}")
     tok = load_tokenizer(path)

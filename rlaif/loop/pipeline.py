@@ -39,6 +39,7 @@ from rlaif.loop.project import Parts, Project
 from rlaif.loop.stages import RunCancelled
 from rlaif.loop.state import LoopState, NothingToResume, replay_state, resume_state, stored_outputs
 from rlaif.manifest import build_manifest, write_manifest_file
+from rlaif.model_source import describe_source
 from rlaif.policy import configure_cpu_threads, model_hash, quiet_library_progress
 from rlaif.rubric import Rubric
 
@@ -75,6 +76,7 @@ class IterationResult:
     monitoring: dict[str, Any] = field(default_factory=dict)
     blended: int = 0
     redacted: int = 0  # key-shaped strings replaced by [redacted] in this iteration's stored model output
+    throughput: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> new tokens, seconds, tokens/s
 
     @property
     def regressed(self) -> bool:
@@ -208,7 +210,9 @@ class RLAIFPipeline:
             self.context = dict(config_hash=cfg.config_hash(), train_dataset_id=train_id, eval_dataset_id=eval_id,
                                 rubric_version=rubric_version, judge=parts.judge.describe(),
                                 eval_judge=parts.eval_judge.describe() if parts.eval_judge else None,
-                                base_model_hash=base_hash)
+                                base_model_hash=base_hash,
+                                policy_source=describe_source(base_path, revision=cfg.policy.revision,
+                                                              gguf_file=cfg.policy.gguf_file).to_record())
             try:
                 self._calibrate()
                 state = state_for(base_path, base_hash)
@@ -263,13 +267,13 @@ class RLAIFPipeline:
         cfg, store, run_id = self.cfg, self.store, self.run_id
         out_root = Path(cfg.output_dir) / run_id
         store.iterations.start(run_id, iteration)
-        start_hash, timings = state.model_hash, {}
+        start_hash, timings, new_tokens = state.model_hash, {}, {}
         pairs, train_info = _Pairs([], {}, 0, 0), None
         if iteration > 0:
             if self.calibration is not None and not self.calibration.passed:
                 return self._finish_early(iteration, state, "calibration_blocked",
                                           f"calibration gate: {self.calibration.reason}")
-            pairs = self._make_pairs(iteration, train, state.model_path, timings)
+            pairs = self._make_pairs(iteration, train, state.model_path, timings, new_tokens)
             if not pairs.rlaif:
                 self._note_redacted(iteration, pairs.redacted)
                 return self._finish_early(iteration, state, "no_pairs", "no preference pairs survived the filters",
@@ -288,6 +292,8 @@ class RLAIFPipeline:
             self.project.load_policy(state.model_path), eval, cfg, self.parts.verify, self.rubric,
             stages.anchor_items(store, self.anchor_set_id, cfg), on_batch=self._on("eval", iteration))
         timings["eval"] = time.perf_counter() - t0
+        new_tokens["eval"] = sum(int(r["n_tokens"]) for r in result.rows)  # anchor outputs' time is in, not their tokens
+        throughput = records.throughput(timings, new_tokens)
         state.outputs[iteration] = {r["prompt_id"]: r["output"] for r in result.rows}
         monitoring = stages.monitor(iteration, eval, lambda k: state.outputs.get(k) or stored_outputs(
             store, run_id, k), self.parts.judge, self.parts.eval_judge, self.rubric, cfg, anchor_outputs)
@@ -315,7 +321,7 @@ class RLAIFPipeline:
             judge_calls=pairs.calls, judge_stats=self.parts.judge.all_stats(), redacted_model_output=redacted,
             judge_bias=pairs.judge_bias,
             train_loss=train_info.train_loss if train_info else None,
-            train_steps=train_info.steps if train_info else 0,
+            train_steps=train_info.steps if train_info else 0, throughput=throughput,
             seeds={"base": cfg.seed, "training": cfg.seed + iteration,
                    "sampling": "sha256(base:iteration:sample_index:batch_index)[:8]"},
             config=cfg.to_dict(), config_base_dir=str(Path(cfg.base_dir).resolve()),
@@ -332,10 +338,10 @@ class RLAIFPipeline:
         state.parents.append(manifest["manifest_id"])
         return IterationResult(iteration, len(pairs.rows), pairs.dropped, result, gate, manifest, state.model_path,
                                pairs.calls, train_info.train_loss if train_info else None, timings,
-                               monitoring, pairs.blended, redacted)
+                               monitoring, pairs.blended, redacted, throughput)
 
     def _make_pairs(self, iteration: int, train: Sequence[PromptRecord], model_path: str,
-                    timings: dict[str, float]) -> _Pairs:
+                    timings: dict[str, float], new_tokens: dict[str, int]) -> _Pairs:
         """Sample, verify, rank and decide, storing candidates, judgements and pairs; then the human blend."""
         store, judge, rubric = self.store, self.parts.judge, self.rubric
         ids = records.IterationIds(self.run_id, iteration)
@@ -343,6 +349,7 @@ class RLAIFPipeline:
         candidates = stages.sample(self.project.load_policy(model_path), train, self.cfg, iteration,
                                    on_batch=self._on("sample", iteration), should_stop=self.cancel.is_set)
         timings["sample"] = time.perf_counter() - t0
+        new_tokens["sample"] = sum(s.n_tokens for row in candidates.samples for s in row)
 
         t0 = time.perf_counter()
         verified = stages.verify(train, candidates, self.parts.verifier, judge,

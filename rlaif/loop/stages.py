@@ -144,10 +144,12 @@ def blend(store, anchor_set_id: str | None, cfg: RunConfig, iteration: int, n_rl
 
 def train(model_path: str, rows: list[dict[str, Any]], cfg: RunConfig, out_dir: Path, iteration: int, *,
           on_step: Progress = _quiet, cancel: threading.Event | None = None):
-    """DPO with a LoRA adapter on the rows; the merged model goes to ``out_dir/model``."""
+    """DPO with a LoRA adapter on the rows (as TRL rows: conversational in chat mode); the merged model goes to
+    ``out_dir/model``."""
     from rlaif.training import train_dpo  # TRL loads here, not when the loop module is imported
 
-    return train_dpo(model_path, rows, cfg.training, out_dir, seed=cfg.seed + iteration, device=cfg.policy.device,
+    rendering = Rendering.of_config(cfg.policy)
+    return train_dpo(model_path, [rendering.trl_row(r) for r in rows], cfg.training, out_dir, seed=cfg.seed + iteration, device=cfg.policy.device,
                      on_step=on_step, cancel=cancel)
 
 
