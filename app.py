@@ -18,7 +18,7 @@ import time
 import streamlit as st
 from streamlit import runtime
 
-from rlaif.workbench.auth import AuthConfigError, ExposureError, User, check_exposure, load_users, sign_in
+from rlaif.access import AuthConfigError, ExposureError, User, check_exposure, load_users, sign_in
 from rlaif.workbench.page import PAGES, Workbench, default_labeller, navigation_pages
 from rlaif.workbench.projects import discover_projects
 from rlaif.workbench.stores import default_store_path, open_store

@@ -109,6 +109,7 @@ class Database:
         self._closer: threading.Thread | None = None
         self._closed = False
         self._opening = False
+        self._migrated = False  # migrations run on this object's first open only
         if self.shared:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             _OPEN_FILES.add(self)
@@ -187,7 +188,7 @@ class Database:
                 # Without the state lock: other threads of this process must not queue behind a sleeping opener.
                 self._state.wait(timeout=delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 1.6, 0.2)
-        if not getattr(self, "_migrated", False):
+        if not self._migrated:
             try:
                 migrate(conn, self._migrations_dir, path_label=self.path)
             except BaseException:

@@ -14,7 +14,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from rlaif.workbench.auth import User, hash_password
+from rlaif.access import User, hash_password
 from rlaif.workbench.jobs import RUNNER
 from rlaif.workbench.stores import close_stores, open_store
 from tests.tiny_models import build_tiny_gpt2

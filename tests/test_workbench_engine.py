@@ -6,10 +6,7 @@ import hashlib
 
 import pytest
 
-from rlaif.judges.verifier import VerifierJudge
-from rlaif.rubric import rubric_from_dict
-from rlaif.verifiers import open_verifier
-from rlaif.workbench.auth import (
+from rlaif.access import (
     AuthConfigError,
     PermissionDenied,
     User,
@@ -19,6 +16,9 @@ from rlaif.workbench.auth import (
     sign_in,
     verify_password,
 )
+from rlaif.judges.verifier import VerifierJudge
+from rlaif.rubric import rubric_from_dict
+from rlaif.verifiers import open_verifier
 from rlaif.workbench.charts import judge_rates, length_figure, metric_figure, pairs_figure, run_chart_data
 from rlaif.workbench.jobs import format_seconds
 from rlaif.workbench.projects import run_config, set_dotted

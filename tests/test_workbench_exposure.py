@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from rlaif.access import hash_password
 from rlaif.cli import main
 from rlaif.cli import workbench as launcher
-from rlaif.workbench.auth import hash_password
 
 ROOT = Path(__file__).resolve().parent.parent
 REFUSED = ("error: the server listens on '0.0.0.0' but no users are configured; set RLAIF_USERS or [auth] in "

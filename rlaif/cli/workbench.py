@@ -3,8 +3,8 @@
 Why a launcher: ``streamlit run app.py --server.address 0.0.0.0`` without users can only notice the mistake once the
 first page runs. Here the users are read from the same places the app reads them (``RLAIF_USERS``, ``[auth]`` in
 ``.streamlit/secrets.toml``) and a non-loopback address without any is one line and exit code 2 before anything
-listens. The check runs as ``python -m rlaif.workbench.auth check``: the CLI does not import the workbench package
-(the two faces stay apart), and the server then replaces this process, so Ctrl-C and exit codes are Streamlit's.
+listens (``rlaif.access.check_serving``: its errors are ValueErrors, so one line like every user error). The server
+then replaces this process, so Ctrl-C and exit codes are Streamlit's.
 
     rlaif workbench                                  # http://127.0.0.1:8501, single-user local mode
     RLAIF_USERS=... rlaif workbench --address 0.0.0.0 --port 8080 --store team.duckdb
@@ -13,17 +13,13 @@ listens. The check runs as ``python -m rlaif.workbench.auth check``: the CLI doe
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from rlaif.access import check_serving
 from rlaif.cli.common import positive_int, store_option
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
-
-
-class ServingRefused(ValueError):
-    """The address may not be served (no users for a non-loopback address, or malformed users)."""
 
 
 def streamlit_command(address: str, port: int, app: Path = APP) -> list[str]:
@@ -32,20 +28,10 @@ def streamlit_command(address: str, port: int, app: Path = APP) -> list[str]:
             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
 
 
-def check_address(address: str) -> None:
-    """Raise ServingRefused with the workbench's own one-line reason when ``address`` may not be served."""
-    proc = subprocess.run([sys.executable, "-m", "rlaif.workbench.auth", "check", address],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        reason = lines[-1].removeprefix("error: ") if lines else f"the sign-in check failed ({proc.returncode})"
-        raise ServingRefused(reason)
-
-
 def cmd_workbench(args) -> int:
     if not APP.is_file():
         raise FileNotFoundError(f"{APP}: the workbench app is not installed with this package (use a checkout)")
-    check_address(args.address)
+    check_serving(args.address)
     command = streamlit_command(args.address, args.port)
     print(f"workbench on http://{args.address}:{args.port} (store {args.store})", file=sys.stderr, flush=True)
     os.execve(sys.executable, command, {**os.environ, "RLAIF_STORE": str(args.store)})

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from rlaif.workbench.auth import User
+from rlaif.access import User
 from rlaif.workbench.projects import REPO_ROOT
 from store import Store
 
