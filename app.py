@@ -14,14 +14,15 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import streamlit as st
 from streamlit import runtime
 
 from rlaif.access import AuthConfigError, ExposureError, User, check_exposure, load_users, sign_in
-from rlaif.workbench.page import PAGES, Workbench, default_labeller, navigation_pages
+from rlaif.workbench.page import PAGES, Workbench, default_labeller, keep_form_values, navigation_pages, page_guard
 from rlaif.workbench.projects import discover_projects
-from rlaif.workbench.stores import default_store_path, open_store
+from rlaif.workbench.stores import default_store_path, needs_confirmation, open_store
 
 
 def _secrets() -> dict:
@@ -55,14 +56,44 @@ def _remembered(name: str, value: str) -> str:
     return value
 
 
+def _store_path(current: str, may_change: bool) -> str:
+    """The store this session uses. A typed path with no database behind it is not opened until the user confirms
+    "Create new store at …" (a typo would otherwise silently start an empty store); until then the session stays on
+    the previous store and the text box keeps the typed path. The box is keyed so the buttons can set it; it is
+    drawn on every page, and re-seeded from the plain keys should Streamlit ever have dropped its state."""
+    state = st.session_state
+    if not may_change:
+        return _remembered("store", current)
+    if "wb.store_box" not in state:
+        state["wb.store_box"] = state.get("wb.store_pending") or current
+    typed = st.text_input("Store", key="wb.store_box",
+                          help="DuckDB file holding runs, pairs, rubrics and labels.").strip() or default_store_path()
+    if typed == current or not needs_confirmation(typed):
+        state.pop("wb.store_pending", None)
+        return _remembered("store", typed)
+    state["wb.store_pending"] = typed
+
+    def create() -> None:
+        state.pop("wb.store_pending", None)
+        state["wb.store"] = typed
+
+    def keep() -> None:
+        state.pop("wb.store_pending", None)
+        state["wb.store_box"] = current
+
+    st.warning(f"No store at {typed} yet. Still using {current}.")
+    st.button(f"Create new store at {typed}", type="primary", on_click=create, width="stretch",
+              help="Makes an empty DuckDB store there.")
+    st.button(f"Keep using {Path(current).name}", on_click=keep, width="stretch",
+              help="Forget the typed path and stay on the current store.")
+    return _remembered("store", current)
+
+
 def _sidebar(user: User, signed_in: bool) -> Workbench:
     projects = discover_projects()
     state = st.session_state
     with st.sidebar:
-        store_path = state.get("wb.store") or default_store_path()
-        if user.can("run"):
-            store_path = st.text_input("Store", store_path, help="DuckDB file holding runs, pairs, rubrics and labels.")
-        store_path = _remembered("store", store_path.strip() or default_store_path())
+        store_path = _store_path(state.get("wb.store") or default_store_path(), user.can("run"))
         names = list(projects)
         project = state.get("wb.project") if state.get("wb.project") in projects else names[0]
         project = _remembered("project", st.selectbox("Project", names, index=names.index(project),
@@ -106,7 +137,10 @@ def run() -> None:
                       position="hidden").run()
         return
     st.session_state["workbench"] = _sidebar(user, signed_in=bool(users))
-    st.navigation(navigation_pages(p for p in PAGES if user.can(p.action))).run()
+    keep_form_values()  # before the page runs: a page change must not lose a form's last edit
+    page = st.navigation(navigation_pages(p for p in PAGES if user.can(p.action)))
+    with page_guard(f"The {page.title} page"):
+        page.run()
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """Label: blind pairwise labelling of anchor pairs, one at a time, keyboard-friendly.
 
 The annotator sees the prompt and two responses on sides drawn per (annotator, item), never a judge verdict or another
-annotator's label. Model text is shown as text/code blocks, never rendered as HTML or Markdown.
+annotator's label, with the words that differ marked and the project's rubric beside them as guidelines. The last
+label can be undone (the same pair comes back). An admin may split a set into per-annotator queues with an overlap
+target; an annotator's assigned items then come first. Model text is shown as text, code blocks or escaped panes,
+never rendered as HTML or Markdown.
 """
 
 import streamlit as st
 
-from rlaif.anchors import ImportOptions, import_anchor_file, next_item, record_label
+from rlaif.anchors import ImportOptions, import_anchor_file, record_label
+from rlaif.anchors.labelling import assign_queues, next_item, queue_progress, to_screen, undo_last_label
+from rlaif.workbench.evidence import guidelines_html, project_rubric
+from rlaif.workbench.evidence_view import show_texts
 from rlaif.workbench.page import page_context
 from rlaif.workbench.projects import project_anchor_files
-from rlaif.workbench.tables import code_language
 
 wb = page_context("label", "Your role may not label.")
 store, me = wb.store, wb.labeller
@@ -41,8 +46,30 @@ if not sets:
 
 names = {s["anchor_set_id"]: f"{s['name']} · {s['n_items']} items" for s in sets}
 set_id = st.selectbox("Anchor set", list(names), format_func=names.get, key="l.set")
-view, controls = st.container(), st.container()
-item = next_item(store, set_id, annotator=me)
+if wb.can("manage_anchors"):
+    with st.expander("Per-annotator queues"):
+        plan = store.anchors.assignments(set_id)
+        if plan:
+            load = {}
+            for a in plan:
+                load[a["annotator"]] = load.get(a["annotator"], 0) + 1
+            st.caption(f"Current plan: each item to {plan[0]['overlap']} annotator(s) · "
+                       + ", ".join(f"{who} {n}" for who, n in load.items()))
+        q1, q2 = st.columns([3, 1])
+        who = q1.text_input("Annotators", key="l.q.who", placeholder="ana, ben, cy",
+                            help="Comma-separated names, as each annotator types them in 'Labelling as'.")
+        overlap = q2.number_input("Labels per item", 1, 20, 2, key="l.q.k",
+                                  help="How many annotators label each item (the overlap agreement needs).")
+        if st.button("Assign queues", disabled=not who.strip()):
+            try:
+                counts = assign_queues(store, set_id, who.split(","), int(overlap), assigned_by=me)
+                st.success("Assigned: " + ", ".join(f"{name} {n} items" for name, n in counts.items()))
+            except (ValueError, KeyError) as err:
+                st.error(str(err))
+pair_col, guide_col = st.columns([3, 1])  # the rubric's guidelines beside the pair and its buttons
+view, controls = pair_col.container(), pair_col.container()
+item = next_item(store, set_id, annotator=me, prefer=st.session_state.get("l.back"))
+st.session_state["l.item"] = item.item_id if item else None
 
 
 def save(presentation, choice: str) -> None:
@@ -54,6 +81,20 @@ def save(presentation, choice: str) -> None:
     if choice != "skip":
         done.add(presentation.item_id)
     st.session_state["l.last"] = f"{choice} saved for the previous pair"
+    st.session_state.pop("l.back", None)
+
+
+def undo() -> None:
+    """Take back this annotator's last label on the set and show that pair again."""
+    undone = undo_last_label(store, set_id, me)
+    if undone is None:
+        st.session_state["l.last"] = "nothing to undo"
+        return
+    st.session_state.setdefault("l.done", set()).discard(undone["item_id"])
+    st.session_state["l.back"] = undone["item_id"]
+    shown = {"left": "left is better", "right": "right is better", "tie": "tie", "skip": "skip"}[
+        to_screen(undone["label"], undone["shown_left"] or "a")]
+    st.session_state["l.last"] = f"undid your last label ({shown}): that pair is shown again"
 
 
 # The controls are registered BEFORE the pair is drawn (the view container sits above them on screen): whenever a
@@ -66,8 +107,12 @@ if item is not None:
                                         (b3, "Right is better ▶", "right", "3"), (b4, "Skip", "skip", "S")):
             col.button(label, key=f"l.{choice}.{item.item_id}", shortcut=key, on_click=save, args=(item, choice),
                        width="stretch")
-        st.caption("Keys: 1 = left better · 2 = tie · 3 = right better · S = skip. "
-                   "Sides are shuffled per annotator.")
+if store.labels.last_label(set_id, me) is not None:
+    with controls:
+        st.button("↶ Undo last label", key="l.undo", shortcut="U", on_click=undo)
+with controls:
+    st.caption("Keys: 1 = left better · 2 = tie · 3 = right better · S = skip · U = undo the last label. "
+               "Sides are shuffled per annotator.")
 
 with view:
     mine = store.labels.latest(set_id, kinds=("human",), annotator=me)
@@ -75,14 +120,21 @@ with view:
     n_items = next(s["n_items"] for s in sets if s["anchor_set_id"] == set_id)
     st.progress(done / n_items if n_items else 0.0,
                 text=f"{me}: {done} of {n_items} labelled · {sum(r['label'] == 'skip' for r in mine)} skipped")
+    queue = queue_progress(store, set_id, me)
+    if queue:
+        st.progress(queue[0] / queue[1], text=f"{queue[0]} of {queue[1]} assigned to {me} done"
+                    + (" · your assigned items come first" if queue[0] < queue[1] else " · all assigned done"))
     if "l.last" in st.session_state:
         st.caption(st.session_state.pop("l.last"))
     if item is None:
         st.success("Everything in this set is labelled. Thank you!")
         st.stop()
     st.caption("Prompt")
-    st.text(item.prompt)  # model and user text: plain text and code blocks, never HTML or Markdown
-    left, right = st.columns(2)
-    for col, side, text in ((left, "Left", item.left), (right, "Right", item.right)):
-        col.caption(side)
-        col.code(text, language=code_language(text), wrap_lines=True)
+    st.text(item.prompt)  # model and user text: plain text and escaped panes, never HTML or Markdown
+    show_texts(st, item.left, item.right, ("Left", "Right"),
+               highlight=st.toggle("Highlight differences", True, key="l.diff"))
+    rubric = project_rubric(wb.project_path)
+    if rubric is None:
+        guide_col.caption("Guidelines: the project's rubric could not be read.")
+    else:
+        guide_col.html(guidelines_html(rubric))

@@ -22,6 +22,7 @@ import yaml
 from rlaif.anchors.gate_config import CalibrationConfig
 from rlaif.core.fields import ConfigError, build_options, check, field_help, help_field
 from rlaif.judges.registry import JUDGE_NAMES, parse_spec
+from rlaif.serving.options import ServerOptions
 from rlaif.verifiers import KINDS as VERIFIER_KIND_NAMES
 from rlaif.verifiers import VerifierOptionError, validate_options
 
@@ -87,8 +88,15 @@ class SamplingConfig:
     )
     top_p: float = _help("Nucleus sampling cut-off.", 1.0)
     batch_size: int = _help("Prompts per generation batch.", 64)
+    backend: str = _help(
+        "transformers: model.generate in this process; server: an OpenAI-compatible inference server (vLLM, "
+        "transformers serve, ...) that the loop starts itself or that runs already (see server).", "transformers")
+    server: ServerOptions = _help("backend=server: how the inference server is started or reached.",
+                                  factory=ServerOptions)
 
     def __post_init__(self):
+        _check(self.backend in ("transformers", "server"), "sampling.backend",
+               f"must be transformers or server, got {self.backend!r}")
         _check(self.candidates_per_prompt >= 2, "sampling.candidates_per_prompt", f"must be >= 2 to form a pair, got {self.candidates_per_prompt}")
         _check(len(self.temperatures) > 0, "sampling.temperatures", "must list at least one temperature")
         for i, t in enumerate(self.temperatures):
@@ -226,6 +234,8 @@ class PairConfig:
 
 
 LOSS_TYPES = {"sigmoid", "hinge", "ipo", "robust", "sft", "apo_zero", "apo_down", "sigmoid_norm"}
+LAUNCHERS = ("inprocess", "accelerate")
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
 
 
 @dataclass
@@ -250,6 +260,21 @@ class TrainingConfig:
         "Fraction of each iteration's DPO data drawn from labelled anchor pairs (tuning split only, never the "
         "holdout), tagged by source; 0 = RLAIF pairs only. Uses calibration.anchor_set and calibration.annotators.",
         0.0)
+    launcher: str = _help(
+        "Where each iteration's DPO runs: inprocess (in the loop's own process, one device) or accelerate (an "
+        "`accelerate launch` subprocess: num_processes ranks, DDP by default, DeepSpeed ZeRO-1/2 through "
+        "accelerate_config; progress, cancel and resume behave as in-process).", "inprocess")
+    num_processes: int | None = _help(
+        "launcher=accelerate: processes (ranks) to launch on this machine, usually one per GPU; unset: the "
+        "accelerate_config file's num_processes, else 1. 2 or more without accelerate_config means DDP (gloo on "
+        "CPU, NCCL on GPUs).", None)
+    mixed_precision: str = _help("launcher=accelerate: no, fp16 or bf16 (accelerate's --mixed_precision; "
+                                 "with accelerate_config, `no` leaves the file's setting).", "no")
+    accelerate_config: str | None = _help(
+        "launcher=accelerate: an accelerate config YAML (from `accelerate config`: multi-GPU DDP or DeepSpeed "
+        "ZeRO-1/2), relative to this config file. num_processes (when set) and a mixed_precision other than no "
+        "override it. FSDP and ZeRO-3 are refused for now (the adapter is merged on rank 0: it needs whole weights).",
+        None)
 
     def __post_init__(self):
         if isinstance(self.loss_type, str):
@@ -270,6 +295,21 @@ class TrainingConfig:
         _check(0 <= self.lora_dropout < 1, "training.lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
         _check(0 <= self.warmup_ratio < 1, "training.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         _check(0 <= self.human_blend < 1, "training.human_blend", f"must be in [0, 1), got {self.human_blend}")
+        _check(self.launcher in LAUNCHERS, "training.launcher",
+               f"must be one of {', '.join(LAUNCHERS)}, got {self.launcher!r}")
+        _check(self.num_processes is None or (isinstance(self.num_processes, int) and self.num_processes >= 1),
+               "training.num_processes", f"must be an integer >= 1 when set, got {self.num_processes!r}")
+        _check(self.mixed_precision in MIXED_PRECISIONS, "training.mixed_precision",
+               f"must be one of {', '.join(MIXED_PRECISIONS)}, got {self.mixed_precision!r}")
+        _check(self.accelerate_config is None or (isinstance(self.accelerate_config, str)
+                                                  and self.accelerate_config.strip() != ""),
+               "training.accelerate_config", "must be a path to an accelerate config YAML when set")
+        if self.launcher == "inprocess":  # a setting that would silently do nothing is a mistake worth naming
+            for name, unused in (("num_processes", self.num_processes is not None),
+                                 ("mixed_precision", self.mixed_precision != "no"),
+                                 ("accelerate_config", self.accelerate_config is not None)):
+                _check(not unused, f"training.{name}", "is only used with training.launcher: accelerate "
+                                                       "(set it, or remove this field)")
 
 
 METRICS = ("execution_accuracy", "exact_match", "verifier_pass_rate", "eval_win_rate_vs_base", "anchor_win_rate",
@@ -357,9 +397,18 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """Hash of everything that affects results (not where files live)."""
-        data = self.to_dict()
-        data.pop("output_dir", None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        return config_dict_hash(self.to_dict())
+
+
+def config_dict_hash(data: dict[str, Any]) -> str:
+    """The hash ``RunConfig.config_hash`` gives the config that ``to_dict`` wrote as ``data``.
+
+    Why a function of the dict: a manifest records its config as a dict and that dict's hash. A later release adds
+    fields (with defaults), so re-parsing an old config and hashing the result would differ from the recorded hash
+    although nothing was changed; checking the recorded dict against the recorded hash does not.
+    """
+    data = {k: v for k, v in data.items() if k != "output_dir"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,12 @@ that was approved. Only kept pairs are ever exported; dropped ones stay in the s
 chat mode (``policy.prompt_format: chat``) is exported in TRL's conversational format (``prompt`` a message list with
 the system message, ``chosen``/``rejected`` one assistant message each), so TRL applies the model's chat template.
 
-    approval = approve(store, ExportFilters(run_id="run-1", iteration=2), approved_by="ana")
+Per-pair review: the approver may reject single pairs of the filtered set; the approval records their ids and they
+are left out of its count, digest and files. Approving the same run, iteration and filters a second time is refused
+(``DuplicateApproval``, naming the earlier approval) unless the caller confirms it, so a double click or a second
+reviewer does not silently create two sign-offs of one selection.
+
+    approval = approve(store, ExportFilters(run_id="run-1", iteration=2), approved_by="ana", rejected=["pair-7"])
     paths = export_approved(store, approval["approval_id"], "exports/")   # {"jsonl": ..., "parquet": ...}
 """
 
@@ -17,7 +22,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +40,17 @@ _RENAMES = {"judge_id": "teacher_model", "confidence": "judge_confidence"}
 
 class ExportMismatch(RuntimeError):
     """The pairs a filter selects today differ from those that were approved."""
+
+
+class DuplicateApproval(ValueError):
+    """The same run, iteration and filters were approved before; ``earlier`` holds those approvals, newest first."""
+
+    def __init__(self, earlier: list[dict[str, Any]]):
+        last = earlier[0]
+        super().__init__(f"this selection was approved already by {last['approved_by']} at "
+                         f"{str(last['approved_at'])[:19]} (approval {last['approval_id']}, {last['n_pairs']} pairs); "
+                         "confirm to approve it again")
+        self.earlier = earlier
 
 
 @dataclass(frozen=True)
@@ -74,14 +90,40 @@ def pairs_digest(table: pa.Table) -> str:
     return h.hexdigest()
 
 
-def approve(store, filters: ExportFilters, approved_by: str) -> dict[str, Any]:
-    """Record that ``approved_by`` signed off on the selection as it is now; returns the approval row."""
+def without_rejected(table: pa.Table, rejected: Iterable[str] | None) -> pa.Table:
+    """The selection minus the pairs a reviewer rejected one by one (order kept)."""
+    rejected = list(rejected or [])
+    if not rejected or table.num_rows == 0:
+        return table
+    return table.filter(pc.invert(pc.is_in(table["pair_id"], value_set=pa.array(rejected, pa.string()))))
+
+
+def earlier_approvals(store, filters: ExportFilters) -> list[dict[str, Any]]:
+    """Approvals of exactly this selection (run, iteration, filters), newest first: approving again duplicates."""
+    return store.approvals.same_selection(filters.run_id, filters.iteration, filters.to_dict())
+
+
+def approve(store, filters: ExportFilters, approved_by: str, rejected: Iterable[str] = (),
+            confirm_duplicate: bool = False) -> dict[str, Any]:
+    """Record that ``approved_by`` signed off on the selection as it is now, less the ``rejected`` pair ids;
+    returns the approval row. Raises DuplicateApproval when this selection was approved before, unless
+    ``confirm_duplicate``; ValueError when a rejected id is not in the selection or nothing is left."""
     table = select_pairs(store, filters)
     if table.num_rows == 0:
         raise ValueError("nothing to approve: the filters select no kept pairs")
+    rejected = sorted(set(rejected))
+    unknown = set(rejected) - set(table["pair_id"].to_pylist())
+    if unknown:
+        raise ValueError(f"rejected pairs {sorted(unknown)[:3]} are not in the selection; reload the pairs")
+    kept = without_rejected(table, rejected)
+    if kept.num_rows == 0:
+        raise ValueError("nothing to approve: every selected pair was rejected")
+    earlier = earlier_approvals(store, filters)
+    if earlier and not confirm_duplicate:
+        raise DuplicateApproval(earlier)
     approval_id = store.approvals.add(run_id=filters.run_id, iteration=filters.iteration, filters=filters.to_dict(),
-                                      approved_by=approved_by, n_pairs=table.num_rows,
-                                      pairs_digest=pairs_digest(table))
+                                      approved_by=approved_by, n_pairs=kept.num_rows,
+                                      pairs_digest=pairs_digest(kept), rejected_pairs=rejected)
     return store.approvals.get(approval_id)
 
 
@@ -89,7 +131,8 @@ def approved_table(store, approval_id: str) -> tuple[dict[str, Any], pa.Table]:
     approval = store.approvals.get(approval_id)
     if approval is None:
         raise LookupError(f"no approval {approval_id!r}")
-    table = select_pairs(store, ExportFilters.from_dict(approval["filters"]))
+    table = without_rejected(select_pairs(store, ExportFilters.from_dict(approval["filters"])),
+                             approval.get("rejected_pairs"))
     if table.num_rows != approval["n_pairs"] or pairs_digest(table) != approval["pairs_digest"]:
         raise ExportMismatch(f"approval {approval_id} covered {approval['n_pairs']} pairs; the same filters now "
                              f"select {table.num_rows} different pairs; approve the selection again")

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -39,6 +39,7 @@ from rlaif.judges.reward_model import (  # scoring is the judge's; training here
 )
 from rlaif.policy import Device, context_length, load_tokenizer, model_hash, select_device
 from rlaif.training import step_callbacks, trainer_args
+from rlaif.training_launch import LaunchOptions, run_training_job
 from store.content_hash import content_hash
 
 INFO_FILE = "reward_model.json"
@@ -180,23 +181,58 @@ def train_reward_model(base_model_path: str | Path, pairs: Sequence[dict[str, An
     changed = any(not torch.equal(before, after[n].detach()) for n, before in trainable.items())
     cancelled = cancel is not None and cancel.is_set()
 
-    trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
-    trained.eval()
     model_dir = out_dir / "model"
-    trained.save_pretrained(str(model_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(model_dir))
     heldout_rows = _rows(heldout)
-    accuracy = rank_accuracy(trained, tokenizer, heldout_rows, max_length=args.max_length) if heldout_rows else None
+    main = trainer.is_world_process_zero()  # always in-process; under accelerate launch only rank 0 saves
+    accuracy = None
+    if main:
+        trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+        trained.eval()
+        trained.save_pretrained(str(model_dir), safe_serialization=True)
+        tokenizer.save_pretrained(str(model_dir))
+        if heldout_rows:
+            accuracy = rank_accuracy(trained, tokenizer, heldout_rows, max_length=args.max_length)
     result = RewardModelResult(
-        model_path=str(model_dir), model_hash=model_hash(model_dir), steps=int(trainer.state.global_step),
+        model_path=str(model_dir), model_hash=model_hash(model_dir) if main else "",
+        steps=int(trainer.state.global_step),
         train_loss=float(output.training_loss) if output.training_loss is not None else None,
         params_changed=changed, n_train=n_train, n_heldout=len(heldout_rows), heldout_accuracy=accuracy,
         log_history=list(trainer.state.log_history), cancelled=cancelled)
+    if not main:
+        return result
     info = {k: v for k, v in result.to_dict().items() if k != "log_history"}
     info.update(base_model_path=str(base_model_path), base_model_hash=model_hash(base_model_path), seed=seed,
                 config=asdict(cfg))
     (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")  # written last
     return result
+
+
+def train_reward_model_launched(base_model_path: str | Path, pairs: Sequence[dict[str, Any]], cfg: RewardConfig,
+                                out_dir: str | Path, options: LaunchOptions, seed: int = 0, *,
+                                heldout: Sequence[dict[str, Any]] = (), device: str = "auto",
+                                on_step: Callable[[int, int], None] | None = None,
+                                cancel: threading.Event | None = None) -> RewardModelResult:
+    """``train_reward_model`` run by ``accelerate launch`` (``rlaif.training_worker``): the same files in
+    ``out_dir`` (``model/``, ``reward_model.json``) and the same result; ``cancelled`` set when ``cancel`` stopped
+    the subprocess (then nothing was saved); a crash raises ``TrainingLaunchError``."""
+    rows, heldout_rows = _rows(pairs), _rows(heldout)
+    if not rows:
+        raise ValueError("no preference pairs to train a reward model on")
+    steps = [0]
+
+    def progress(done: int, total: int) -> None:
+        steps[0] = done
+        if on_step:
+            on_step(done, total)
+
+    out = run_training_job("reward", base_model_path, rows, asdict(cfg), out_dir, options, seed=seed, device=device,
+                           heldout=heldout_rows, on_step=progress, cancel=cancel)
+    if out is None:
+        return RewardModelResult(model_path=str(base_model_path), model_hash="", steps=steps[0], train_loss=None,
+                                 params_changed=False, n_train=0, n_heldout=len(heldout_rows), heldout_accuracy=None,
+                                 cancelled=True)
+    names = {f.name for f in fields(RewardModelResult)}
+    return RewardModelResult(**{k: v for k, v in out.items() if k in names})
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ uses as its reference) the improved policy. ``to_dpo_config`` is the only place 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ import torch
 from rlaif.config import TrainingConfig
 from rlaif.model_source import resolve_source
 from rlaif.policy import Device, context_length, load_tokenizer, model_hash, quiet_library_progress, select_device
+from rlaif.training_launch import LaunchOptions, run_training_job
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,6 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
     from transformers import AutoModelForCausalLM, PrinterCallback, set_seed
     from trl import DPOTrainer
 
-
     quiet_library_progress()  # progress is reported through on_step, not printed
 
     if not pairs:
@@ -159,16 +160,48 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
     after = dict(trainer.model.named_parameters())
     changed = any(not torch.equal(before[n], after[n].detach()) for n in before)
     cancelled = cancel is not None and cancel.is_set()
-    merged = trainer.model.merge_and_unload()
     model_dir = output_dir / "model"
-    merged.save_pretrained(str(model_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(model_dir))
+    main = trainer.is_world_process_zero()  # always in-process; under accelerate launch only rank 0 saves
+    if main:
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(str(model_dir), safe_serialization=True)
+        tokenizer.save_pretrained(str(model_dir))
     return TrainResult(
         model_path=str(model_dir),
-        model_hash=model_hash(model_dir),
+        model_hash=model_hash(model_dir) if main else "",
         steps=int(trainer.state.global_step),
         train_loss=float(train_output.training_loss) if train_output.training_loss is not None else None,
         lora_params_changed=changed,
         log_history=list(trainer.state.log_history),
         cancelled=cancelled,
     )
+
+
+def train_dpo_launched(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg: TrainingConfig,
+                       output_dir: str | Path, *, seed: int = 0, device: str = "auto",
+                       on_step: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
+                       accelerate_config: str | Path | None = None) -> TrainResult:
+    """``train_dpo`` run by ``accelerate launch`` (``cfg.num_processes`` ranks; ``rlaif.training_worker``), with the
+    same result: the merged model in ``output_dir/model``. A cancel stops the subprocess and returns a result with
+    ``cancelled`` set, as in-process (the caller records the run as cancelled); a crash raises
+    ``TrainingLaunchError``."""
+    if not pairs:
+        raise ValueError("no preference pairs to train on")
+    options = LaunchOptions(cfg.num_processes, cfg.mixed_precision,
+                            Path(accelerate_config) if accelerate_config is not None else None)
+    steps = [0]
+
+    def progress(done: int, total: int) -> None:
+        steps[0] = done
+        if on_step:
+            on_step(done, total)
+
+    config = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    out = run_training_job("dpo", base_model_path, list(pairs), config, output_dir, options, seed=seed,
+                           device=device, on_step=progress, cancel=cancel)
+    if out is None:  # cancelled: nothing was saved, the caller stops the run
+        return TrainResult(model_path=str(base_model_path), model_hash="", steps=steps[0], train_loss=None,
+                           lora_params_changed=False, cancelled=True)
+    return TrainResult(model_path=out["model_path"], model_hash=out["model_hash"], steps=out["steps"],
+                       train_loss=out["train_loss"], lora_params_changed=out["lora_params_changed"],
+                       log_history=out["log_history"], cancelled=out["cancelled"])

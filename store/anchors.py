@@ -24,6 +24,9 @@ from store.query import where_clause
 #: What a set owns, children before parents: (table, whether its rows reach the set through their item_id).
 SET_TABLES = (("judge_anchor_verdicts", True), ("anchor_labels", True), ("adjudications", True),
               ("kappa_reports", False), ("anchor_items", False), ("anchor_sets", False))
+#: Tables added later (migration 009) that hold rows of a set: deleted with it, reported only when they had rows,
+#: so the report of a set without undos or assignments reads as it always did.
+SET_SIDE_TABLES = (("anchor_label_retractions", True), ("anchor_assignments", False))
 # the calibration gate's record in a run manifest (rlaif.anchors.gate.GateResult.to_dict, stored by the pipeline)
 _GATE_SET_ID = "json_extract_string(body, '$.calibration_gate.anchor_set_id') = ?"
 
@@ -74,14 +77,35 @@ class AnchorsRepository(Repository):
                 raise LookupError(f"no anchor set {anchor_set_id!r} to delete (store.anchors.list_sets() lists them)")
             where, params = where_clause(key={"anchor_set_id": anchor_set_id})
             removed = {}
-            for table, by_item in SET_TABLES:
+            for table, by_item in (*SET_SIDE_TABLES, *SET_TABLES):
                 target = f"WHERE item_id IN (SELECT item_id FROM anchor_items {where})" if by_item else where
                 removed[table] = int(cur.execute(f"DELETE FROM {table} {target}", params).fetchone()[0])
-            return removed
+            side = {table for table, _ in SET_SIDE_TABLES}
+            return {table: n for table, n in removed.items() if n or table not in side}
 
         return self._db.write(delete)
 
+    def set_assignments(self, anchor_set_id: str, rows: list[dict[str, Any]], overlap: int,
+                        assigned_by: str | None = None) -> int:
+        """Replace the set's per-annotator queue plan with ``rows`` ({item_id, annotator}), all or nothing."""
+
+        def write(cur) -> int:
+            cur.execute("DELETE FROM anchor_assignments WHERE anchor_set_id = ?", [anchor_set_id])
+            insert_rows(cur, "anchor_assignments", [{**r, "anchor_set_id": anchor_set_id, "overlap": overlap,
+                                                     "assigned_by": assigned_by} for r in rows],
+                        columns=("anchor_set_id", "item_id", "annotator", "overlap", "assigned_by"))
+            return len(rows)
+
+        return self._db.write(write)
+
     # ---- reads
+
+    def assignments(self, anchor_set_id: str, annotator: str | None = None) -> list[dict[str, Any]]:
+        """The set's queue plan: item_id, annotator, overlap (and position), in item order then annotator."""
+        return self._rows("anchor_assignments a JOIN anchor_items i USING (item_id)",
+                          key={"a.anchor_set_id": anchor_set_id}, where={"a.annotator": annotator},
+                          select="a.item_id, a.annotator, a.overlap, a.assigned_by, i.position",
+                          order_by="i.position, a.annotator")
 
     def get_set(self, anchor_set_id: str) -> dict[str, Any] | None:
         return self._row("anchor_sets", key={"anchor_set_id": anchor_set_id})

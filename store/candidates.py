@@ -10,7 +10,7 @@ and ``add_many`` says how many such strings it replaced.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from store.bulk import insert_rows
 from store.db import Repository
@@ -33,7 +33,18 @@ class CandidatesRepository(Repository):
         ))
         return redacted
 
-    def list(self, run_id: str, iteration: int | None = None, prompt_id: str | None = None) -> list[dict[str, Any]]:
+    def list(self, run_id: str, iteration: int | None = None, prompt_id: str | None = None,
+             limit: int | None = None, offset: int | None = None) -> list[dict[str, Any]]:
         return self._rows("candidates", key={"run_id": run_id},
                           where={"iteration": iteration, "prompt_id": prompt_id},
-                          order_by="iteration, prompt_id, sample_index, candidate_id")
+                          order_by="iteration, prompt_id, sample_index, candidate_id", limit=limit, offset=offset)
+
+    def count(self, run_id: str, iteration: int | None = None, prompt_id: str | None = None) -> int:
+        """How many candidates ``list`` would return without a limit (a page says "showing n of N")."""
+        return self._rows("candidates", key={"run_id": run_id}, where={"iteration": iteration, "prompt_id": prompt_id},
+                          select="count(*) AS n")[0]["n"]
+
+    def get_many(self, candidate_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Candidates by id (ids not stored are absent from the result)."""
+        ids = tuple(c for c in candidate_ids if c)
+        return {r["candidate_id"]: r for r in self._rows("candidates", key={"candidate_id": ids})} if ids else {}

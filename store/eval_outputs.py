@@ -28,3 +28,13 @@ class EvalOutputsRepository(Repository):
     def for_iteration(self, run_id: str, iteration: int) -> dict[str, dict[str, Any]]:
         rows = self._rows("eval_outputs", key={"run_id": run_id, "iteration": iteration})
         return {r["prompt_id"]: r for r in rows}
+
+    def for_prompt(self, run_id: str, prompt_id: str) -> dict[int, dict[str, Any]]:
+        """What every iteration answered to one held-out prompt, by iteration (0 = the base model)."""
+        rows = self._rows("eval_outputs", key={"run_id": run_id, "prompt_id": prompt_id}, order_by="iteration")
+        return {r["iteration"]: r for r in rows}
+
+    def prompt_ids(self, run_id: str) -> list[str]:
+        """The held-out prompt ids the run has outputs for, in id order."""
+        return [r["prompt_id"] for r in self._rows("eval_outputs", key={"run_id": run_id},
+                                                   select="DISTINCT prompt_id", order_by="prompt_id")]

@@ -121,3 +121,17 @@ class JobsRepository(Repository):
         """Jobs, newest first, optionally only those in one status."""
         return self._rows("jobs", where={"status": status}, order_by="created_at DESC, job_id")
 
+    def started_by(self, run_ids: list[str]) -> dict[str, str]:
+        """Who started each run, from the first job that ran it (its ``params.started_by``); runs started outside
+        the workbench (the CLI) have no job and are absent. Why not a column on ``runs``: the job already records
+        it, and a resume job keeps the original starter."""
+        if not run_ids:
+            return {}
+        rows = self._rows("jobs", key={"run_id": tuple(run_ids)},
+                          select="run_id, json_extract_string(params, '$.started_by') AS started_by",
+                          order_by="created_at, job_id")
+        out: dict[str, str] = {}
+        for row in rows:
+            if row["started_by"]:
+                out.setdefault(row["run_id"], row["started_by"])
+        return out

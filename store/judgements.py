@@ -11,7 +11,7 @@ criteria and raw reply are model output: anything key-shaped in them is stored a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from store.bulk import insert_rows
 from store.db import Repository
@@ -41,17 +41,35 @@ class JudgementsRepository(Repository):
     # ---- reads
 
     def list(
-        self, run_id: str | None = None, iteration: int | None = None, limit: int = 1000, offset: int = 0
+        self, run_id: str | None = None, iteration: int | None = None, limit: int = 1000, offset: int = 0,
+        prompt_id: str | None = None, candidate: str | None = None,
     ) -> list[dict[str, Any]]:
-        return self._rows("judgements", where={"run_id": run_id, "iteration": iteration},
+        """Verdicts in the order they were made; ``candidate``: only matches that candidate took part in."""
+        return self._rows("judgements", **_filters(run_id, iteration, prompt_id, candidate),
                           order_by="created_at, judgement_id", limit=limit, offset=offset)
 
-    def count_by_winner(self, run_id: str | None, iteration: int | None = None) -> dict[str, int]:
+    def between(self, run_id: str, iteration: int, prompt_id: str, candidates: Sequence[str]) -> list[dict[str, Any]]:
+        """The matches between two (or more) candidates of one prompt, in either order: the verdicts that decided a
+        pair made of them (a judge asked both orders has two rows)."""
+        ids = tuple(c for c in candidates if c)
+        return self._rows("judgements", key={"run_id": run_id, "iteration": iteration, "prompt_id": prompt_id,
+                                             "candidate_a": ids, "candidate_b": ids},
+                          order_by="created_at, judgement_id")
+
+    def count_by_winner(self, run_id: str | None, iteration: int | None = None, prompt_id: str | None = None,
+                        candidate: str | None = None) -> dict[str, int]:
         """Verdict counts with every winner present (zeros included), so charts need no special cases."""
-        rows = self._rows("judgements", where={"run_id": run_id, "iteration": iteration},
+        rows = self._rows("judgements", **_filters(run_id, iteration, prompt_id, candidate),
                           select="winner, count(*) AS n", group_by="winner")
         return {**{w: 0 for w in WINNERS}, **{r["winner"]: r["n"] for r in rows}}
 
     def by_cache_key(self, cache_key: str) -> dict[str, Any] | None:
         """The newest stored verdict with this cache key, if any."""
         return self._row("judgements", key={"cache_key": cache_key}, order_by="created_at DESC")
+
+
+def _filters(run_id, iteration, prompt_id, candidate) -> dict[str, Any]:
+    """``Repository._rows`` keyword arguments for the list filters (None = any)."""
+    return {"where": {"run_id": run_id, "iteration": iteration, "prompt_id": prompt_id},
+            "where_sql": ["candidate_a = ? OR candidate_b = ?"] if candidate else [],
+            "where_args": [candidate, candidate] if candidate else []}

@@ -1,11 +1,14 @@
 """Anchor labels and adjudications: append-only, so the history of every decision stays inspectable.
 
 A relabel is a new row; ``latest`` returns the newest row per (item, annotator), which is the one that counts.
-Labels are in the item's original orientation (A = response_a) whatever side the annotator saw it on.
+Labels are in the item's original orientation (A = response_a) whatever side the annotator saw it on. An undo is
+a row too (``retract``: a retraction of one label id, migration 009): every read here leaves retracted labels out,
+so the label before the undone one counts again and agreement, gates and exports never see the undone press.
 
     store.labels.add({"item_id": item_id, "annotator": "ana", "annotator_kind": "human", "label": "A",
                       "shown_left": "b"})
     store.labels.latest("as-1f2e...", split="tuning", kinds=("human",))
+    store.labels.retract(store.labels.last_label("as-1f2e...", "ana")["label_id"], retracted_by="ana")   # undo
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from store.query import where_clause
 _LATEST_LABEL = "QUALIFY row_number() OVER (PARTITION BY l.item_id, l.annotator ORDER BY l.label_id DESC) = 1"
 
 
+# A label counts only while no retraction names it (an undo appends the retraction; see the module docstring).
+_LIVE = "l.label_id NOT IN (SELECT label_id FROM anchor_label_retractions)"
+
+
 class LabelsRepository(Repository):
     # ---- writes (append only: there is no update and no delete)
 
@@ -34,6 +41,23 @@ class LabelsRepository(Repository):
         self._db.write(lambda cur: insert_rows(cur, "anchor_labels", rows, columns=LABEL_COLUMNS))
         return [row["label_id"] for row in rows]
 
+    def retract(self, label_id: str, retracted_by: str) -> None:
+        """Undo one label by appending its retraction; LookupError when there is no such label, ValueError when it
+        was retracted already (a second undo of the same press must not look like it undid something else)."""
+        if not retracted_by or not retracted_by.strip():
+            raise ValueError("a retraction needs the name of who undid the label")
+
+        def write(cur) -> None:
+            row = cur.execute("SELECT item_id FROM anchor_labels WHERE label_id = ?", [label_id]).fetchone()
+            if row is None:
+                raise LookupError(f"no label {label_id!r} to undo")
+            if cur.execute("SELECT 1 FROM anchor_label_retractions WHERE label_id = ?", [label_id]).fetchone():
+                raise ValueError(f"label {label_id} was undone already")
+            cur.execute("INSERT INTO anchor_label_retractions (label_id, item_id, retracted_by) VALUES (?, ?, ?)",
+                        [label_id, row[0], retracted_by.strip()])
+
+        self._db.write(write)
+
     def add_adjudications(self, rows: list[dict[str, Any]]) -> None:
         """Append adjudications; an override must carry a note (its reason), a CHECK constraint enforces it."""
         self._db.write(lambda cur: insert_rows(cur, "adjudications", rows, columns=ADJUDICATION_COLUMNS,
@@ -46,21 +70,34 @@ class LabelsRepository(Repository):
         """The label that counts per (item, annotator): the newest row, ordered by item position then annotator."""
         where, params = where_clause(key={"i.anchor_set_id": anchor_set_id},
                                      where={"l.annotator_kind": tuple(kinds) if kinds else None,
-                                            "l.annotator": annotator})
+                                            "l.annotator": annotator}, where_sql=_LIVE)
         return self._db.fetch_all(
             f"SELECT l.*, i.slice, i.position FROM anchor_labels l JOIN {split_relation(split)} i USING (item_id)"
             f" {where} {_LATEST_LABEL} ORDER BY i.position, l.annotator",
             params,
         )
 
+    def last_label(self, anchor_set_id: str, annotator: str, kinds: Sequence[str] = ("human",)
+                   ) -> dict[str, Any] | None:
+        """This annotator's newest label on the set that is not undone (what "undo" takes back), or None."""
+        where, params = where_clause(key={"i.anchor_set_id": anchor_set_id, "l.annotator": annotator},
+                                     where={"l.annotator_kind": tuple(kinds)}, where_sql=_LIVE)
+        rows = self._db.fetch_all(
+            f"SELECT l.*, i.position FROM anchor_labels l JOIN anchor_items i USING (item_id) {where}"
+            " ORDER BY l.label_id DESC LIMIT 1", params)
+        return rows[0] if rows else None
+
     def history(self, item_id: str, annotator: str | None = None) -> list[dict[str, Any]]:
-        """Every label of an item (optionally of one annotator), oldest first."""
-        return self._rows("anchor_labels", key={"item_id": item_id}, where={"annotator": annotator},
-                          order_by="label_id")
+        """Every label of an item (optionally of one annotator), oldest first, undone ones included and marked
+        (``retracted``: True when an undo took the label back)."""
+        where, params = where_clause(key={"l.item_id": item_id}, where={"l.annotator": annotator})
+        return self._db.fetch_all(
+            "SELECT l.*, r.label_id IS NOT NULL AS retracted FROM anchor_labels l"
+            f" LEFT JOIN anchor_label_retractions r USING (label_id) {where} ORDER BY l.label_id", params)
 
     def annotators(self, anchor_set_id: str) -> list[dict[str, Any]]:
         """Who labelled this set: annotator, kind, and how many items they have a (latest) label on."""
-        where, params = where_clause(key={"i.anchor_set_id": anchor_set_id})
+        where, params = where_clause(key={"i.anchor_set_id": anchor_set_id}, where_sql=_LIVE)
         return self._db.fetch_all(
             "SELECT annotator, annotator_kind, count(*) AS n_items,"
             " count(*) FILTER (WHERE label = 'skip') AS n_skipped FROM ("

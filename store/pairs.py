@@ -104,6 +104,20 @@ class PairsRepository(Repository):
                           select="drop_reason, count(*) AS n", group_by="drop_reason", order_by="n DESC, drop_reason")
         return {row["drop_reason"]: row["n"] for row in rows}
 
+    def prompt_text(self, run_id: str | None, prompt_id: str | None) -> str | None:
+        """The question a run's prompt id stands for: from the run's training then held-out dataset, else the prompt
+        of one of its pairs (a run imported without datasets); None when nothing names it."""
+        if not run_id or not prompt_id:
+            return None
+        rows = self._db.fetch_all(
+            "SELECT p.prompt FROM runs r JOIN prompts p ON p.prompt_id = ?"
+            " AND p.dataset_id IN (r.train_dataset_id, r.eval_dataset_id) WHERE r.run_id = ?"
+            " ORDER BY p.dataset_id = r.train_dataset_id DESC LIMIT 1", [prompt_id, run_id])
+        if rows:
+            return rows[0]["prompt"]
+        row = self._row("pairs", key={"run_id": run_id, "prompt_id": prompt_id}, select="prompt")
+        return row["prompt"] if row else None
+
     def table(self, filters: PairFilter) -> pa.Table:
         """Every matching pair as an Arrow table (for export to JSONL/Parquet), ordered by pair_id."""
         where, params = filters.where()

@@ -125,14 +125,15 @@ def test_two_sessions_labelling_at_once_lose_no_label(server, browser):
         assert all(r["shown_left"] in ("a", "b") for r in history)
 
 
-@pytest.mark.parametrize("first", ["runs", "label"])
+@pytest.mark.parametrize("first", ["runs", "rubrics", "label", "calibration", "browse", "export"])
 def test_deep_links_work_from_the_first_request_of_a_fresh_server(browser, tmp_path, first):
     """A fresh server whose very first request is a deep link (Streamlit then runs the page file alone, in its
     pages-folder mode) shows that page through the router; so do later sessions' links, /runs included, and "/"
     forwards to the first page. No "Page not found" anywhere."""
     with streamlit_server(tmp_path, f"browser-deep-links-{first}.log") as (url, _):
         for path, title in ((first, first.capitalize()), ("runs", "Runs"), ("rubrics", "Rubrics"),
-                            ("label", "Label"), ("browse", "Browse"), ("", "Runs")):
+                            ("label", "Label"), ("calibration", "Calibration"), ("browse", "Browse"),
+                            ("export", "Export"), ("", "Runs")):
             page = open_page(browser, url, path)
             page.get_by_role("heading", name=title, exact=True).wait_for()
             page.wait_for_timeout(500)  # a "Page not found" dialog would arrive with the page's first render

@@ -24,7 +24,7 @@ RUBRIC = rubric_from_dict({
 
 def test_prompt_renders_rubric_principles_and_asks_criteria_before_winner():
     p = render_judge_prompt(Comparison("How many orders?", "SELECT 1", "SELECT 2", reference="SELECT 3"), RUBRIC)
-    for text in ("R1. correct (hard requirement)", "R2. concise (weight 0.5)", "Principles:",
+    for text in ("R1. correct (hard requirement, weight 1)", "R2. concise (soft, weight 0.5)", "Principles:",
                  "careful analyst", "How many orders?", "SELECT 3"):
         assert text in p.user
     fmt = p.user[p.user.index("Reply with exactly"):]

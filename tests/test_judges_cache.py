@@ -20,7 +20,7 @@ def test_every_key_component_changes_the_key():
         "judge model": cache_key({**JUDGE, "model": "gpt-4o-mini"}, BASE, RUBRIC.version),
         "judge settings": cache_key({**JUDGE, "temperature": 0.7}, BASE, RUBRIC.version),
         "judge id": cache_key({**JUDGE, "judge_id": "anthropic:gpt-4o"}, BASE, RUBRIC.version),
-        "template version": cache_key(JUDGE, BASE, RUBRIC.version, template_version="rubric-judge-v2"),
+        "template version": cache_key(JUDGE, BASE, RUBRIC.version, template_version=TEMPLATE_VERSION + "-next"),
         "rubric version": cache_key(JUDGE, BASE, RUBRIC_V2.version),
         "prompt": cache_key(JUDGE, Comparison("prompt!", "answer a", "answer b", "gold"), RUBRIC.version),
         "candidate A": cache_key(JUDGE, Comparison("prompt", "answer a.", "answer b", "gold"), RUBRIC.version),

@@ -97,3 +97,25 @@ def test_reproduce_of_a_folder_or_a_non_manifest_is_one_line(tmp_path, capsys):
     listed.write_text("[1, 2]")
     assert main(["--store", db, "reproduce", str(listed)]) == 2
     assert capsys.readouterr().err == f"error: {listed}: a manifest is a JSON object, got list\n"
+
+
+def test_a_manifest_from_before_new_config_fields_still_checks_its_config(finished):
+    """A manifest written before a release added config fields records a config dict without them and that dict's
+    hash; re-parsing it fills in the new defaults, which must not read as a changed config."""
+    from rlaif.config import config_dict_hash
+    from rlaif.loop.reproduce import check_inputs
+
+    store, manifests, _, _ = finished
+    body = json.loads(manifests[1].read_text())
+    older = json.loads(json.dumps(body["config"]))
+    for section, name in (("sampling", "backend"), ("sampling", "server"), ("training", "launcher"),
+                          ("policy", "prompt_format")):
+        assert name in older[section]  # fields this release writes ...
+        del older[section][name]       # ... that an older release did not know
+    body["config"], body["config_hash"] = older, config_dict_hash(older)
+    problems, cfg, _ = check_inputs(body, store)
+    assert cfg is not None and cfg.config_hash() != body["config_hash"]  # re-parsed, the new defaults are in
+    assert not [p for p in problems if p.startswith("config")], problems
+    body["config"]["loop"]["iterations"] = 7  # a config really changed since is still caught
+    problems, _, _ = check_inputs(body, store)
+    assert any(p.startswith("config_hash") for p in problems), problems

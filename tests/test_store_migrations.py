@@ -80,9 +80,15 @@ EXPECTED_LATER_SCHEMA = {
                       "status": "VARCHAR", "provider_status": "VARCHAR", "n_requests": "INTEGER", "counts": "JSON",
                       "error": "VARCHAR", "created_at": "TIMESTAMP", "updated_at": "TIMESTAMP"},
     "judge_batch_requests": {"local_id": "VARCHAR", "custom_id": "VARCHAR"},
+    # 009_label_undo_queues_rejections
+    "anchor_label_retractions": {"label_id": "VARCHAR", "item_id": "VARCHAR", "retracted_by": "VARCHAR",
+                                 "retracted_at": "TIMESTAMP"},
+    "anchor_assignments": {"anchor_set_id": "VARCHAR", "item_id": "VARCHAR", "annotator": "VARCHAR",
+                           "overlap": "INTEGER", "assigned_by": "VARCHAR", "assigned_at": "TIMESTAMP"},
 }
 # Columns later migrations add to tables of 001.
-LATER_COLUMNS = {"runs": {"owner": "VARCHAR"}}  # 007_run_owner
+LATER_COLUMNS = {"runs": {"owner": "VARCHAR"},  # 007_run_owner
+                 "approvals": {"rejected_pairs": "JSON"}}  # 009_label_undo_queues_rejections
 
 
 def _full_schema() -> dict[str, dict[str, str]]:
@@ -98,7 +104,9 @@ LATER_PRIMARY_KEYS = {"judge_cache": ["cache_key"],
                       "kappa_reports": ["report_id"],
                       "approvals": ["approval_id"], "eval_outputs": ["run_id", "iteration", "prompt_id"],
                       # 008_judge_batches
-                      "judge_batches": ["local_id"], "judge_batch_requests": ["local_id", "custom_id"]}
+                      "judge_batches": ["local_id"], "judge_batch_requests": ["local_id", "custom_id"],
+                      # 009_label_undo_queues_rejections
+                      "anchor_label_retractions": ["label_id"], "anchor_assignments": ["item_id", "annotator"]}
 PRIMARY_KEYS = {
     "datasets": ["dataset_id"], "prompts": ["dataset_id", "prompt_id"], "rubrics": ["rubric_version"],
     "runs": ["run_id"], "iterations": ["run_id", "iteration"], "candidates": ["candidate_id"],
@@ -126,7 +134,7 @@ def test_empty_database_migrates_to_the_expected_schema():
     assert _primary_keys(conn) == {**PRIMARY_KEYS, **LATER_PRIMARY_KEYS}
     indexes = {name for (name,) in conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
     assert {"pairs_run_iteration_kept", "judge_cache_judge", "judge_batches_judge_status",
-            "judge_batch_requests_custom_id"} <= indexes
+            "judge_batch_requests_custom_id", "anchor_assignments_set_annotator"} <= indexes
 
 
 def test_migrating_twice_applies_nothing_new(tmp_path):

@@ -131,3 +131,82 @@ def seed_rejudge_run(store, run_id: str = "run-rejudge") -> str:
                           for k, (chosen, rejected, _) in enumerate(REJUDGE_PAIRS)])
     store.runs.set_status(run_id, "completed")
     return run_id
+
+
+# ---- evidence (issue 14, Browse/Label/Export): a run whose pairs trace back to their candidates and verdicts --------
+
+HOSTILE = "<script>alert(1)</script> **bold** <b>x</b>"
+EVIDENCE_QUESTION = "What was the total revenue in the East region in 2025?"
+
+
+def seed_evidence_run(store, run_id: str = "run-evidence", *, extra_candidates: int = 0) -> str:
+    """A finished run (baseline + iteration 1) with a prompt dataset, two candidates per prompt with verifier
+    results, the judge's verdicts between them in both orders (rationale and per-criterion assessment), one kept
+    pair per prompt that names its candidates, held-out outputs of both iterations and manifests with metrics.
+
+    Prompt ``e0``'s chosen answer differs from the rejected one in one word (``East`` vs ``West``), and its rejected
+    answer carries hostile markup (``HOSTILE``) that must be shown as text. ``extra_candidates`` adds that many more
+    candidates of prompt ``e0`` (to page past a thousand)."""
+    prompts = [{"id": f"e{k}", "prompt": EVIDENCE_QUESTION if k == 0 else f"Revenue of region {k} in 2025?",
+                "reference": REFERENCE, "cohort": "aggregate"} for k in range(3)]
+    dataset_id = store.datasets.import_prompts("evidence", prompts, None)
+    store.runs.create(run_id, "evidence", {"output_dir": "/nonexistent/runs"}, "c" * 64, "verifier", "r" * 64,
+                      dataset_id, dataset_id)
+    parents: list[str] = []
+    for it in (0, 1):
+        store.iterations.start(run_id, it)
+        store.evals.add_many([{"run_id": run_id, "iteration": it, "metric": "execution_accuracy", "cohort": "all",
+                               "value": 0.3 + 0.2 * it, "n": 3}])
+        store.eval_outputs.add_many([{"run_id": run_id, "iteration": it, "prompt_id": p["id"], "cohort": "aggregate",
+                                      "output": (REFERENCE if it else REFERENCE.replace("East", "North")),
+                                      "n_tokens": 12, "checks": {"sql_executes": True, "sql_result_matches": it == 1}}
+                                     for p in prompts])
+        if it == 1:
+            cands, verdicts, pairs = [], [], []
+            for k, p in enumerate(prompts):
+                good, bad = f"{run_id}-{p['id']}-good", f"{run_id}-{p['id']}-bad"
+                bad_text = (REFERENCE.replace("East", "West") + " -- " + HOSTILE) if k == 0 else "SELEC broken"
+                cands += [{"candidate_id": good, "run_id": run_id, "iteration": 1, "prompt_id": p["id"],
+                           "text": REFERENCE, "temperature": 0.7, "seed": 1, "sample_index": 0, "n_tokens": 12,
+                           "verification": {"kind": "sql", "passed": True, "error": None,
+                                            "criteria": {"sql_executes": True, "sql_result_matches": True}}},
+                          {"candidate_id": bad, "run_id": run_id, "iteration": 1, "prompt_id": p["id"],
+                           "text": bad_text, "temperature": 0.7, "seed": 2, "sample_index": 1, "n_tokens": 14,
+                           "verification": {"kind": "sql", "passed": False, "error": "wrong result",
+                                            "error_kind": "mismatch",
+                                            "criteria": {"sql_executes": True, "sql_result_matches": False}}}]
+                for a, b, winner in ((good, bad, "a"), (bad, good, "b")):
+                    verdicts.append({"run_id": run_id, "iteration": 1, "prompt_id": p["id"], "candidate_a": a,
+                                     "candidate_b": b, "judge_id": "verifier", "winner": winner, "confidence": 0.875,
+                                     "rationale": f"the good answer filters region East ({'A' if a == good else 'B'})",
+                                     "criteria": {"correct": {"a": a == good, "b": b == good}},
+                                     "raw_reply": "A <b>wins</b>"})
+                pairs.append({"pair_id": f"{run_id}-pair-{k}", "run_id": run_id, "iteration": 1, "prompt_id": p["id"],
+                              "prompt": p["prompt"], "chosen": REFERENCE, "rejected": bad_text,
+                              "chosen_candidate": good, "rejected_candidate": bad, "chosen_score": 1.0,
+                              "rejected_score": 0.4, "kept": True, "source": "rlaif", "rubric_version": "r" * 64,
+                              "judge_id": "verifier", "confidence": 0.875})
+            cands += [{"candidate_id": f"{run_id}-extra-{n:05d}", "run_id": run_id, "iteration": 1, "prompt_id": "e0",
+                       "text": f"SELECT {n};", "temperature": 1.0, "seed": n, "sample_index": 2 + n, "n_tokens": 3,
+                       "verification": None} for n in range(extra_candidates)]
+            store.candidates.add_many(cands)
+            store.judgements.add_many(verdicts)
+            store.pairs.add_many(pairs)
+        store.iterations.finish(run_id, it, status="completed", model_path=None, model_hash="m" * 64, regressed=False,
+                                gate_decision="baseline" if it == 0 else "improved", pairs_kept=3 if it else 0,
+                                pairs_dropped=0)
+        metrics = {"all": {"execution_accuracy": 0.3 + 0.2 * it}}
+        manifest = build_manifest(
+            kind="baseline" if it == 0 else "iteration", run_id=run_id, iteration=it, parents=list(parents),
+            versions={"python": "test"}, metrics=metrics, model_hash="m" * 64, dataset_hash="d" * 64 if it else None,
+            deltas={"vs_previous": {"all": {"execution_accuracy": 0.2}},
+                    "vs_base": {"all": {"execution_accuracy": 0.2}}} if it else {},
+            gate={"decision": "baseline" if it == 0 else "improved", "value": 0.3 + 0.2 * it},
+            pairs={"kept": 3 if it else 0, "dropped": {"no_contrast": 1} if it else {}}, judge={"judge_id": "verifier"},
+            seeds={"base": 0, "training": it}, throughput={"sample": {"new_tokens": 400, "seconds": 2.0,
+                                                                    "tokens_per_s": 200.0}},
+            config={"output_dir": "/nonexistent/runs"})
+        store.manifests.write(manifest["manifest_id"], run_id, it, manifest)
+        parents.append(manifest["manifest_id"])
+    store.runs.set_status(run_id, "completed")
+    return run_id

@@ -12,8 +12,14 @@ Which label counts for an item (:func:`resolved_labels`):
 * ``oracle``: the strict majority of the latest oracle labels (machine references such as SQL execution);
 * ``any``: the human label where there is one, else the oracle label.
 
+Undo (:func:`undo_last_label`) appends a retraction of the annotator's newest label; every label read leaves it
+out, so the item is unlabelled again (or its earlier label counts). Per-annotator queues (:func:`assign_queues`)
+spread a set over several annotators with an overlap target, deterministically; an annotator's assigned items come
+first in their queue, and :func:`queue_progress` says how many of them they have done.
+
     p = next_item(store, "as-1f2e...", annotator="ana")
     record_label(store, p, "right", note="left one invents a column")
+    undo_last_label(store, "as-1f2e...", "ana")        # the same pair is next again
 """
 
 from __future__ import annotations
@@ -134,16 +140,69 @@ def labelling_queue(store, anchor_set_id: str, annotator: str) -> list[str]:
         sampled = float(((item["extra"] or {}).get("sampling") or {}).get("uncertainty", 0.0))
         return max(human_split, judge_split, judge_vs_human, sampled)
 
+    assigned = {a["item_id"] for a in store.anchors.assignments(anchor_set_id, annotator)}
     queue = [i for i in items if mine.get(i["item_id"]) in (None, "skip")]
-    queue.sort(key=lambda i: (mine.get(i["item_id"]) == "skip", -disagreement(i), len(others.get(i["item_id"], [])),
-                              i["position"]))
+    queue.sort(key=lambda i: (mine.get(i["item_id"]) == "skip", i["item_id"] not in assigned, -disagreement(i),
+                              len(others.get(i["item_id"], [])), i["position"]))
     return [i["item_id"] for i in queue]
 
 
-def next_item(store, anchor_set_id: str, annotator: str) -> Presentation | None:
-    """The next item for this annotator, presented blind; None when they have labelled everything."""
+def next_item(store, anchor_set_id: str, annotator: str, prefer: str | None = None) -> Presentation | None:
+    """The next item for this annotator, presented blind; None when they have labelled everything. ``prefer``: an
+    item to show first while it is still unlabelled (the pair an undo just reopened)."""
     queue = labelling_queue(store, anchor_set_id, annotator)
+    if prefer in queue:
+        return present(store, prefer, annotator)
     return present(store, queue[0], annotator) if queue else None
+
+
+def undo_last_label(store, anchor_set_id: str, annotator: str) -> dict[str, Any] | None:
+    """Take back this annotator's newest label on the set (a retraction is appended; nothing is deleted); returns
+    the undone label row, or None when there is nothing left to undo."""
+    last = store.labels.last_label(anchor_set_id, annotator)
+    if last is None:
+        return None
+    store.labels.retract(last["label_id"], retracted_by=annotator)
+    return last
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Per-annotator queues
+
+
+def plan_assignments(item_ids: Sequence[str], annotators: Sequence[str], overlap: int) -> list[dict[str, str]]:
+    """Each item to ``overlap`` distinct annotators, round-robin in item order: item k goes to annotators
+    k*overlap .. k*overlap+overlap-1 (mod n), so loads differ by at most one and the same inputs give the same plan."""
+    names = [a.strip() for a in annotators if a and a.strip()]
+    if not names:
+        raise ValueError("annotators: name at least one annotator")
+    if len(set(names)) != len(names):
+        raise ValueError(f"annotators: {sorted({n for n in names if names.count(n) > 1})} named twice")
+    if not 1 <= overlap <= len(names):
+        raise ValueError(f"overlap must be between 1 and the number of annotators ({len(names)}), got {overlap}")
+    return [{"item_id": item_id, "annotator": names[(k * overlap + j) % len(names)]}
+            for k, item_id in enumerate(item_ids) for j in range(overlap)]
+
+
+def assign_queues(store, anchor_set_id: str, annotators: Sequence[str], overlap: int,
+                  assigned_by: str | None = None) -> dict[str, int]:
+    """Replace the set's per-annotator queues with a plan for every item (see :func:`plan_assignments`); returns
+    how many items each annotator got."""
+    if store.anchors.get_set(anchor_set_id) is None:
+        raise KeyError(f"no anchor set {anchor_set_id!r}")
+    rows = plan_assignments([i["item_id"] for i in store.anchors.items(anchor_set_id)], annotators, overlap)
+    store.anchors.set_assignments(anchor_set_id, rows, overlap, assigned_by)
+    return dict(Counter(r["annotator"] for r in rows))
+
+
+def queue_progress(store, anchor_set_id: str, annotator: str) -> tuple[int, int] | None:
+    """(assigned items this annotator labelled A/B/tie, items assigned to them), or None without an assignment."""
+    assigned = {a["item_id"] for a in store.anchors.assignments(anchor_set_id, annotator)}
+    if not assigned:
+        return None
+    done = sum(r["label"] != "skip" and r["item_id"] in assigned
+               for r in store.labels.latest(anchor_set_id, kinds=("human",), annotator=annotator))
+    return done, len(assigned)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

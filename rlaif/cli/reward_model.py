@@ -2,15 +2,19 @@
 held-out ranking accuracy: the cheap reranker for ``rlaif best-of-n --reward-model``.
 
     rlaif train-rm --run run-1a2b... --holdout 0.2 --out runs/rm-1
+    rlaif train-rm --run run-1a2b... --out runs/rm-2 --launcher accelerate --num-processes 2
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
+from pathlib import Path
 
-from rlaif.cli.common import counter, fmt, store_option
+from rlaif.cli.common import counter, fmt, positive_int, store_option
 from rlaif.export import approved_table, run_rendering
 from rlaif.policy import Rendering, configure_cpu_threads, load_tokenizer
+from rlaif.training_launch import LaunchOptions, TrainingLaunchError
 from store import PairFilter, Store
 
 
@@ -54,9 +58,31 @@ def base_model(store, run_id: str) -> str:
     raise LookupError(f"run {run_id} has no baseline model recorded; pass --base PATH")
 
 
-def cmd_train_rm(args) -> int:
-    from rlaif.reward_model import RewardConfig, split_holdout, train_reward_model  # torch and TRL load here
+def launch_options(args):
+    """``--launcher accelerate`` and its settings as the launcher's options; None in-process. A setting given
+    without ``--launcher accelerate`` would do nothing, so it is refused (one line, naming the flag)."""
+    flags = {"--num-processes": args.num_processes, "--mixed-precision": args.mixed_precision,
+             "--accelerate-config": args.accelerate_config}
+    given = [flag for flag, value in flags.items() if value is not None]
+    if args.launcher != "accelerate":
+        if given:
+            raise ValueError(f"{given[0]}: only used with --launcher accelerate")
+        return None
+    config = Path(args.accelerate_config) if args.accelerate_config else None
+    options = LaunchOptions(args.num_processes, args.mixed_precision or "no", config, field="--accelerate-config")
+    options.check()  # a missing or unreadable file is said before any pair is read
+    return options
 
+
+def cmd_train_rm(args) -> int:
+    from rlaif.reward_model import (  # torch and TRL load here
+        RewardConfig,
+        split_holdout,
+        train_reward_model,
+        train_reward_model_launched,
+    )
+
+    options = launch_options(args)
     configure_cpu_threads()
     given = {"learning_rate": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
              "max_length": args.max_length, "lora": args.lora or None}
@@ -68,9 +94,19 @@ def cmd_train_rm(args) -> int:
     train, heldout = split_holdout(pairs, args.holdout, seed=args.seed)
     if not train:
         raise ValueError(f"all {len(pairs)} pairs fell into the holdout; lower --holdout")
-    print(f"reward model on {source}: {len(train)} train, {len(heldout)} held-out pairs; base {base}")
-    result = train_reward_model(base, train, cfg, args.out, seed=args.seed, heldout=heldout, device=args.device,
-                                on_step=counter(not args.no_progress, "train"))
+    where = f"accelerate launch, {options.describe()}" if options else "in-process"
+    print(f"reward model on {source}: {len(train)} train, {len(heldout)} held-out pairs; base {base} ({where})")
+    progress = counter(not args.no_progress, "train")
+    if options is None:
+        result = train_reward_model(base, train, cfg, args.out, seed=args.seed, heldout=heldout, device=args.device,
+                                    on_step=progress)
+    else:
+        try:
+            result = train_reward_model_launched(base, train, cfg, args.out, options, seed=args.seed,
+                                                 heldout=heldout, device=args.device, on_step=progress)
+        except TrainingLaunchError as err:  # one line naming the log, not the parent's own traceback
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     print(f"trained {result.steps} steps on {result.n_train} pairs (loss {fmt(result.train_loss, 4)}); "
           f"held-out ranking accuracy {fmt(result.heldout_accuracy)} on {result.n_heldout} pairs")
     print(f"model: {result.model_path}")
@@ -95,6 +131,18 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--launcher", choices=("inprocess", "accelerate"), default="inprocess",
+                   help="inprocess (default: this process, one device) or accelerate: an `accelerate launch` "
+                        "subprocess, one process per device (DDP; DeepSpeed ZeRO-1/2 through --accelerate-config); the "
+                        "same model and reward_model.json come back, OUT/launch/worker.log keeps its log")
+    p.add_argument("--num-processes", type=positive_int,
+                   help="with --launcher accelerate: processes (ranks), usually one per GPU (default: the "
+                        "--accelerate-config file's, else 1)")
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"),
+                   help="with --launcher accelerate: accelerate's --mixed_precision (default no)")
+    p.add_argument("--accelerate-config", metavar="FILE",
+                   help="with --launcher accelerate: an accelerate config YAML (`accelerate config`) for "
+                        "multi-GPU DDP or DeepSpeed ZeRO-1/2 (FSDP and ZeRO-3 are refused for now)")
     store_option(p)
     p.set_defaults(func=cmd_train_rm)
 

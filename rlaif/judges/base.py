@@ -208,6 +208,11 @@ class Judge(ABC):
     #: True for a judge trained on an anchor set's tuning split (the distilled reward model): agreement on its own
     #: training items proves nothing, so the calibration gate decides on the locked holdout instead.
     trained_on_tuning: ClassVar[bool] = False
+    #: False for a kind whose verdicts never depend on the rubric's wording (criterion descriptions, principles): a
+    #: rubric edit that changes only text cannot flip its verdicts, and the Rubrics page says so instead of reporting
+    #: a bare "0 of N flipped". ``rubric_reads`` says in words what such a kind reads of the rubric, if anything.
+    reads_rubric_text: ClassVar[bool] = True
+    rubric_reads: ClassVar[str] = "the whole rubric text, weights and hard flags included"
 
     # ---- the kind, from its options alone
 

@@ -177,6 +177,8 @@ class RewardModelJudge(Judge):
     trained_on_tuning = True  # the gate decides on the locked holdout (see Judge.trained_on_tuning)
     name = "reward_model"
     Options = RewardModelJudgeOptions
+    reads_rubric_text = False
+    rubric_reads = "nothing of the rubric: a trained reward model scores each answer"
     cache_by_default = False  # one short forward pass per side: cheaper than a cache lookup's bookkeeping
 
     def __init__(self, path: str | None = None, *, tie_margin: float = 0.0, device: str = "cpu",

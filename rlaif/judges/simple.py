@@ -39,6 +39,8 @@ class StubJudge(LengthJudge):
     """The deterministic stub: free, instant, reproducible; for CI and smoke tests, not for real preferences."""
 
     name = "stub"
+    reads_rubric_text = False
+    rubric_reads = "nothing of the rubric: it prefers the shorter answer"
 
     def __init__(self):
         super().__init__(prefer="shorter", judge_id="stub")
@@ -48,6 +50,8 @@ class BiasedJudge(LengthJudge):
     """A verbosity-biased judge: always prefers the longer candidate, whatever its correctness."""
 
     name = "biased"
+    reads_rubric_text = False
+    rubric_reads = "nothing of the rubric: it prefers the longer answer"
 
     def __init__(self):
         super().__init__(prefer="longer", judge_id="biased-verbose")

@@ -20,6 +20,8 @@ VerifyFn = Callable[[str, str], Any]  # returns an object with .criteria() -> di
 
 class VerifierJudge(Judge):
     name = "verifier"
+    reads_rubric_text = False
+    rubric_reads = "only the criteria's weights, hard flags and verifiers (executed checks), never their wording"
 
     def __init__(self, verify: VerifyFn, judge_id: str = "verifier"):
         self.verify = verify

@@ -289,7 +289,7 @@ class RLAIFPipeline:
 
         t0 = time.perf_counter()
         result, anchor_outputs = stages.evaluate(
-            self.project.load_policy(state.model_path), eval, cfg, self.parts.verify, self.rubric,
+            self.project.generator(state.model_path), eval, cfg, self.parts.verify, self.rubric,
             stages.anchor_items(store, self.anchor_set_id, cfg), on_batch=self._on("eval", iteration))
         timings["eval"] = time.perf_counter() - t0
         new_tokens["eval"] = sum(int(r["n_tokens"]) for r in result.rows)  # anchor outputs' time is in, not their tokens
@@ -322,8 +322,8 @@ class RLAIFPipeline:
             judge_bias=pairs.judge_bias,
             train_loss=train_info.train_loss if train_info else None,
             train_steps=train_info.steps if train_info else 0, throughput=throughput,
-            seeds={"base": cfg.seed, "training": cfg.seed + iteration,
-                   "sampling": "sha256(base:iteration:sample_index:batch_index)[:8]"},
+            seeds={"base": cfg.seed, "training": cfg.seed + iteration, "sampling": self.project.sampling_seed_rule()},
+            generation=self.project.generation_record(),
             config=cfg.to_dict(), config_base_dir=str(Path(cfg.base_dir).resolve()),
         )
         state.metrics[iteration] = metrics
@@ -346,8 +346,9 @@ class RLAIFPipeline:
         store, judge, rubric = self.store, self.parts.judge, self.rubric
         ids = records.IterationIds(self.run_id, iteration)
         t0 = time.perf_counter()
-        candidates = stages.sample(self.project.load_policy(model_path), train, self.cfg, iteration,
+        candidates = stages.sample(self.project.generator(model_path), train, self.cfg, iteration,
                                    on_batch=self._on("sample", iteration), should_stop=self.cancel.is_set)
+        self.project.release_generator()  # a managed server frees the accelerator for the judge and training
         timings["sample"] = time.perf_counter() - t0
         new_tokens["sample"] = sum(s.n_tokens for row in candidates.samples for s in row)
 

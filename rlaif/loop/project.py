@@ -15,7 +15,7 @@ and the workbench all ask here, so "how do I get this project's judge?" has one 
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -25,8 +25,10 @@ from rlaif.judges import Judge, JudgeSpec, parse_spec
 from rlaif.judges.base import BuildContext
 from rlaif.judges.pricing import JudgeCost
 from rlaif.judges.prompting import estimate_prompt_tokens
-from rlaif.policy import Policy, load_policy
+from rlaif.policy import Policy, load_policy, load_tokenizer
 from rlaif.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from rlaif.serving.backend import ServerBackend
+from rlaif.serving.generator import SEED_RULE, ServerGenerator
 from rlaif.smollm2 import resolve_model_path
 from rlaif.verifiers import Verifier, VerifierOptionError, open_verifier
 
@@ -79,10 +81,15 @@ def judge_spec(cfg: RunConfig, name: str | None = None, options: dict[str, Any] 
     return parse_spec(name, judge_options(cfg, name) if options is None else options, "judge")
 
 
+#: How in-process sampling seeds its candidates (``rlaif.policy.ladder_seed``): said in every manifest.
+LADDER_SEED_RULE = "sha256(base:iteration:sample_index:batch_index)[:8]"
+
+
 @dataclass
 class Project:
     config: RunConfig
     rubric: Rubric
+    _servers: ServerBackend | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, config: RunConfig, rubric: Rubric | None = None) -> "Project":
@@ -128,7 +135,10 @@ class Project:
 
             training = build(judge, self.judge_spec()) if build_judge else None
             evaluating = build(eval_judge, self.eval_judge_spec()) if with_eval_judge else None
-            yield Parts(verifier, training, evaluating)
+            try:
+                yield Parts(verifier, training, evaluating)
+            finally:  # a finished, failed or cancelled session leaves no inference server running
+                self.release_generator()
 
     # ---- checks before a run is recorded
 
@@ -154,6 +164,10 @@ class Project:
                 raise ConfigError("policy.path", f"no config.json in {path}: not a Hugging Face model folder")
             if policy.gguf_file is not None and not (path / policy.gguf_file).is_file():
                 raise ConfigError("policy.gguf_file", f"not found: {path / policy.gguf_file}")
+        if self.config.sampling.backend == "server" and policy.gguf_file is not None:
+            raise ConfigError("sampling.backend", "server needs the policy as a Hugging Face model folder (servers "
+                                                  "load checkpoints by folder); remove policy.gguf_file or use "
+                                                  "backend: transformers")
 
     # ---- verifier and policy
 
@@ -184,6 +198,58 @@ class Project:
         loaded.prompt_format, loaded.system_prompt = policy.prompt_format, policy.system_prompt
         loaded.rendering  # noqa: B018 -- chat mode on a tokenizer without a chat template fails here, before any work
         return loaded
+
+    # ---- generation: in process, or on inference servers (sampling.backend)
+
+    def generator(self, model_path: str | Path | None = None) -> Policy | ServerGenerator:
+        """What samples and evaluates ``model_path`` (default: the base policy): the loaded policy
+        (``backend: transformers``) or a generator on inference servers (``backend: server``; a managed server is
+        started on that checkpoint, or the servers are handed it). Both work with ``stages.sample``/``evaluate``."""
+        if self.config.sampling.backend != "server":
+            return self.load_policy(model_path)
+        path = str(self.policy_path()) if model_path is None else str(model_path)
+        if self._servers is None:
+            self._servers = ServerBackend(self.config.sampling.server, str(self.policy_path()), self.rendering_policy,
+                                          Path(self.config.output_dir) / "servers")
+        return self._servers.generator(path)
+
+    def rendering_policy(self, model_path: str | Path) -> Policy:
+        """The policy at ``model_path`` without its weights: its tokenizer renders prompts exactly as in-process
+        generation does (the server must see the same text) and counts tokens."""
+        policy = self.config.policy
+        rendering = Policy(None, load_tokenizer(model_path), None, str(model_path), policy.prompt_template,
+                           policy.prompt_format, policy.system_prompt)
+        rendering.rendering  # noqa: B018 -- chat mode without a chat template fails here, naming the field
+        return rendering
+
+    def release_generator(self) -> None:
+        """Stop a managed inference server (before training, so the judge and training get the accelerator;
+        and when the session ends). Nothing to do in process or with external servers."""
+        if self._servers is not None:
+            self._servers.release()
+
+    @property
+    def managed_server(self):
+        """The managed inference server running now (a ``ManagedServer``), or None."""
+        return self._servers.server if self._servers is not None else None
+
+    def generation_record(self) -> dict[str, Any]:
+        """What a manifest says about generation: backend, server, model revision, sampling settings, seed rule."""
+        cfg = self.config
+        s = cfg.sampling
+        record: dict[str, Any] = {
+            "backend": s.backend, "model_revision": cfg.policy.revision,
+            "sampling": {"candidates_per_prompt": s.candidates_per_prompt, "temperatures": list(s.temperatures),
+                         "top_p": s.top_p, "max_new_tokens": cfg.policy.max_new_tokens,
+                         "seed_rule": self.sampling_seed_rule()}}
+        if s.backend == "server":
+            backend = self._servers or ServerBackend(s.server, str(self.policy_path()), self.rendering_policy,
+                                                     Path(cfg.output_dir) / "servers")
+            record["server"] = backend.describe()
+        return record
+
+    def sampling_seed_rule(self) -> str:
+        return SEED_RULE if self.config.sampling.backend == "server" else LADDER_SEED_RULE
 
     # ---- cost
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlaif.config import ConfigError, config_from_dict
+from rlaif.config import ConfigError, config_dict_hash, config_from_dict
 from rlaif.datasets import DatasetError, load_prompts, records_from_store
 from rlaif.loop.pipeline import RLAIFPipeline
 from rlaif.loop.project import policy_path
@@ -104,8 +104,9 @@ def check_inputs(body: dict[str, Any], store) -> tuple[list[str], Any, str | Non
         cfg = config_from_dict(body["config"], base_dir=body.get("config_base_dir") or ".", source="manifest config")
     except (ConfigError, KeyError) as err:
         return [f"config: {err}"], None, None
-    if cfg.config_hash() != body.get("config_hash"):
-        problems.append(f"config_hash: the manifest's config hashes to {cfg.config_hash()[:16]}…, "
+    recorded = config_dict_hash(body["config"])  # the dict as recorded: fields added since then are not in it
+    if recorded != body.get("config_hash"):
+        problems.append(f"config_hash: the manifest's config hashes to {recorded[:16]}…, "
                         f"the manifest records {str(body.get('config_hash'))[:16]}…")
     for role in ("train", "eval"):
         dataset_id = body.get(f"{role}_dataset_id")

@@ -29,6 +29,7 @@ from rlaif.monitoring import disagreement_rate, win_rate
 from rlaif.pairs import PairDecision, decide_pair
 from rlaif.policy import Policy, Rendering, Sample, greedy, sample_candidates
 from rlaif.rubric import Rubric
+from rlaif.serving.generator import ServerGenerator
 from rlaif.verifiers import Verifier, VerifierResult
 
 Progress = Callable[[int, int], None]
@@ -57,15 +58,19 @@ class Candidates:
         return [s.text for s in self.samples[k]]
 
 
-def sample(policy: Policy, prompts: Sequence[PromptRecord], cfg: RunConfig, iteration: int, *,
+def sample(policy: Policy | ServerGenerator, prompts: Sequence[PromptRecord], cfg: RunConfig, iteration: int, *,
            on_batch: Progress = _quiet, should_stop: Callable[[], bool] | None = None) -> Candidates:
-    """``sampling.candidates_per_prompt`` samples per prompt over the temperature/seed ladder of this iteration."""
+    """``sampling.candidates_per_prompt`` samples per prompt over the temperature/seed ladder of this iteration,
+    in process (a ``Policy``) or on inference servers (a ``ServerGenerator``: a seed per candidate)."""
+    ladder = dict(n=cfg.sampling.candidates_per_prompt, temperatures=cfg.sampling.temperatures, seed=cfg.seed,
+                  iteration=iteration, max_new_tokens=cfg.policy.max_new_tokens, top_p=cfg.sampling.top_p,
+                  on_batch=on_batch, should_stop=should_stop)
     try:
-        samples = sample_candidates(
-            policy, [p.prompt for p in prompts], n=cfg.sampling.candidates_per_prompt,
-            temperatures=cfg.sampling.temperatures, seed=cfg.seed, iteration=iteration,
-            batch_size=cfg.sampling.batch_size, max_new_tokens=cfg.policy.max_new_tokens, top_p=cfg.sampling.top_p,
-            on_batch=on_batch, should_stop=should_stop)
+        if isinstance(policy, ServerGenerator):
+            samples = policy.sample_candidates([p.prompt for p in prompts], [p.id for p in prompts], **ladder)
+        else:
+            samples = sample_candidates(policy, [p.prompt for p in prompts], batch_size=cfg.sampling.batch_size,
+                                        **ladder)
     except InterruptedError as err:
         raise RunCancelled(str(err)) from None
     return Candidates(samples, policy.rendering)
@@ -145,11 +150,16 @@ def blend(store, anchor_set_id: str | None, cfg: RunConfig, iteration: int, n_rl
 def train(model_path: str, rows: list[dict[str, Any]], cfg: RunConfig, out_dir: Path, iteration: int, *,
           on_step: Progress = _quiet, cancel: threading.Event | None = None):
     """DPO with a LoRA adapter on the rows (as TRL rows: conversational in chat mode); the merged model goes to
-    ``out_dir/model``."""
-    from rlaif.training import train_dpo  # TRL loads here, not when the loop module is imported
+    ``out_dir/model``. ``training.launcher: accelerate`` runs it as an ``accelerate launch`` subprocess."""
+    from rlaif.training import train_dpo, train_dpo_launched  # TRL loads here, not when the loop module is imported
 
     rendering = Rendering.of_config(cfg.policy)
-    return train_dpo(model_path, [rendering.trl_row(r) for r in rows], cfg.training, out_dir, seed=cfg.seed + iteration, device=cfg.policy.device,
+    trl_rows = [rendering.trl_row(r) for r in rows]
+    if cfg.training.launcher == "accelerate":
+        return train_dpo_launched(model_path, trl_rows, cfg.training, out_dir, seed=cfg.seed + iteration,
+                                  device=cfg.policy.device, on_step=on_step, cancel=cancel,
+                                  accelerate_config=cfg.resolve(cfg.training.accelerate_config))
+    return train_dpo(model_path, trl_rows, cfg.training, out_dir, seed=cfg.seed + iteration, device=cfg.policy.device,
                      on_step=on_step, cancel=cancel)
 
 
@@ -171,16 +181,21 @@ def anchor_items(store, anchor_set_id: str | None, cfg: RunConfig) -> list[dict[
     return items[: cfg.monitoring.anchor_max_items]
 
 
-def evaluate(policy: Policy, prompts: Sequence[PromptRecord], cfg: RunConfig, verify, rubric: Rubric,
-             anchors: Sequence[dict[str, Any]] = (), *, on_batch: Progress = _quiet
+def evaluate(policy: Policy | ServerGenerator, prompts: Sequence[PromptRecord], cfg: RunConfig, verify,
+             rubric: Rubric, anchors: Sequence[dict[str, Any]] = (), *, on_batch: Progress = _quiet
              ) -> tuple[EvalResult, list[tuple[dict[str, Any], str]]]:
-    """Greedy answers to the held-out prompts, scored per cohort; and the policy's answers to the anchor prompts."""
-    outputs = greedy(policy, [p.prompt for p in prompts], batch_size=cfg.eval.batch_size,
-                     max_new_tokens=cfg.policy.max_new_tokens, on_batch=on_batch)
+    """Greedy answers to the held-out prompts, scored per cohort; and the policy's answers to the anchor prompts
+    (in process, or on inference servers at temperature 0)."""
+    def decode(texts: list[str], progress: Progress | None = None) -> list[tuple[str, int]]:
+        if isinstance(policy, ServerGenerator):
+            return policy.greedy(texts, max_new_tokens=cfg.policy.max_new_tokens, on_batch=progress)
+        return greedy(policy, texts, batch_size=cfg.eval.batch_size, max_new_tokens=cfg.policy.max_new_tokens,
+                      on_batch=progress)
+
+    outputs = decode([p.prompt for p in prompts], on_batch)
     anchor_outputs = []
     if anchors:
-        texts = greedy(policy, [a["prompt"] for a in anchors], batch_size=cfg.eval.batch_size,
-                       max_new_tokens=cfg.policy.max_new_tokens)
+        texts = decode([a["prompt"] for a in anchors])
         anchor_outputs = [(a, text) for a, (text, _) in zip(anchors, texts)]
     return evaluate_outputs(outputs, prompts, verify=verify, rubric=rubric), anchor_outputs
 

@@ -9,6 +9,7 @@ only, no SQL here).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,33 @@ from store import PairFilter
 
 GATE_COLOURS = {"baseline": "#636efa", "improved": "#00a36c", "within_tolerance": "#f2a900", "regressed": "#d62728",
                 "no_pairs": "#7f7f7f"}
+
+# Fixed colours: the same drop reason (cohort, run) has the same colour in every chart of every run, so a reader
+# learns them once; Plotly's default cycles by trace order, which changes with the reasons present in a run.
+PALETTE = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#2ca02c",
+           "#d62728", "#393b79", "#637939")
+DROP_REASON_COLOURS = {
+    "tie": "#f2a900", "length_skew": "#9467bd", "low_confidence": "#8c564b", "conflict": "#e377c2",
+    "invalid_verdict": "#d62728", "chosen_fails_hard_checks": "#ff7f0e", "no_contrast": "#17becf",
+    "identical_candidates": "#7f7f7f", "all_invalid": "#393b79", "undecided_ranking": "#bcbd22",
+}
+KEPT_COLOUR = "#00a36c"
+RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#e377c2")
+
+
+def stable_colour(name: str, known: dict[str, str] | None = None) -> str:
+    """``known[name]``, else a palette colour picked by a hash of the name (the same in every process and run)."""
+    if known and name in known:
+        return known[name]
+    return PALETTE[int(hashlib.sha1(name.encode()).hexdigest(), 16) % len(PALETTE)]
+
+
+def drop_reason_colour(reason: str) -> str:
+    return stable_colour(reason, DROP_REASON_COLOURS)
+
+
+def cohort_colour(cohort: str) -> str:
+    return stable_colour(f"cohort:{cohort}")
 
 
 @dataclass
@@ -87,6 +115,49 @@ def run_chart_data(store, run_id: str, *, length_sample: int = 20_000) -> RunCha
     return data
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# what each chart needs before it is worth drawing: a fresh or cancelled run gets a sentence, not empty axes
+
+NO_DATA = {
+    "metric": "No held-out metric yet: the baseline's evaluation writes the first point.",
+    "pairs": "No pairs yet: iteration 1 writes the first kept and dropped pairs.",
+    "judge": "No verdicts yet: the judge's invalid and flip rates appear once iteration 1 is judged.",
+    "length": "No kept pairs yet: chosen vs rejected lengths appear once pairs are kept.",
+}
+
+
+def chart_has_data(data: RunChartData) -> dict[str, bool]:
+    """Which of the four run charts has anything to show (keys as in ``NO_DATA``)."""
+    return {"metric": bool(data.metric_by_iteration or data.cohort_metrics),
+            "pairs": bool(data.kept_by_iteration) and any(
+                data.kept_by_iteration.get(i) or data.dropped_by_iteration.get(i) for i in data.kept_by_iteration),
+            "judge": any(sum(c.values()) for c in data.verdicts_by_iteration.values()),
+            "length": bool(data.chosen_lengths)}
+
+
+def metric_series(store, run_id: str) -> tuple[str, dict[int, float]]:
+    """(primary metric, its value per iteration on the gate's cohort) for one run: what the overlay draws."""
+    run = store.runs.get(run_id)
+    loop = ((run or {}).get("config") or {}).get("loop", {})
+    metric, cohort = loop.get("primary_metric", "execution_accuracy"), loop.get("gate_cohort", "all")
+    series = {row["iteration"]: row["value"] for row in store.evals.for_run(run_id)
+              if row["metric"] == metric and row["cohort"] == cohort and row["value"] is not None}
+    return metric, dict(sorted(series.items()))
+
+
+def overlay_figure(series: dict[str, tuple[str, dict[int, float]]]) -> go.Figure:
+    """Several runs' primary metric per iteration on one chart: one line per run (named by its label), colours
+    fixed by the order the runs are given, so the first run is always blue and the second red."""
+    fig = go.Figure()
+    metrics = sorted({metric for metric, _ in series.values()})
+    for k, (name, (metric, values)) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(x=list(values), y=list(values.values()), mode="lines+markers", name=name,
+                                 line=dict(color=RUN_COLOURS[k % len(RUN_COLOURS)], width=3),
+                                 hovertemplate=f"{name}<br>iteration %{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
+    fig.update_xaxes(dtick=1)
+    return _layout(fig, "Runs compared: held-out metric per iteration", "iteration", " / ".join(metrics) or "metric")
+
+
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
     fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, margin=dict(l=40, r=20, t=50, b=40), height=340,
                       legend=dict(orientation="h", y=-0.25))
@@ -113,7 +184,7 @@ def metric_figure(data: RunChartData) -> go.Figure:
         if cohort == data.cohort:
             continue
         fig.add_trace(go.Scatter(x=list(series), y=list(series.values()), mode="lines", name=cohort,
-                                 line=dict(dash="dot", width=1), opacity=0.6))
+                                 line=dict(dash="dot", width=1, color=cohort_colour(cohort)), opacity=0.6))
     decisions = [data.gate_by_iteration.get(i, "running") for i in its]
     fig.add_trace(go.Scatter(
         x=its, y=values, mode="lines+markers+text", name=f"{data.primary_metric} ({data.cohort})",
@@ -127,11 +198,11 @@ def metric_figure(data: RunChartData) -> go.Figure:
 def pairs_figure(data: RunChartData) -> go.Figure:
     """Pairs kept vs dropped per iteration, stacked by the filter that dropped them."""
     its = sorted(data.kept_by_iteration)
-    fig = go.Figure(go.Bar(x=its, y=[data.kept_by_iteration[i] for i in its], name="kept", marker_color="#00a36c"))
+    fig = go.Figure(go.Bar(x=its, y=[data.kept_by_iteration[i] for i in its], name="kept", marker_color=KEPT_COLOUR))
     reasons = sorted({r for d in data.dropped_by_iteration.values() for r in d})
     for reason in reasons:
         fig.add_trace(go.Bar(x=its, y=[data.dropped_by_iteration.get(i, {}).get(reason, 0) for i in its],
-                             name=f"dropped: {reason}"))
+                             name=f"dropped: {reason}", marker_color=drop_reason_colour(reason)))
     fig.update_layout(barmode="stack")
     fig.update_xaxes(dtick=1)
     return _layout(fig, "Pairs kept and dropped (by reason)", "iteration", "pairs")

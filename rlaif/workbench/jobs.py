@@ -27,6 +27,7 @@ from rlaif.datasets import load_prompts
 from rlaif.judges import Judge
 from rlaif.loop import ProgressEvent, RLAIFPipeline, RunCancelled
 from rlaif.rubric import Rubric, rubric_from_dict
+from rlaif.workbench.fmt import fmt_seconds
 
 RUN_JOB = "run_loop"
 _WRITE_EVERY_S = 0.25  # progress rows written at most this often (stage changes always)
@@ -53,14 +54,44 @@ def format_seconds(seconds: float | None) -> str:
         f"{seconds // 60}:{seconds % 60:02d}"
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# progress over the whole run: the job row's step/total count work units of the run, not of the current stage
+
+#: Rough share of an iteration's time per stage (the pipeline's order). Why weights: a stage-by-stage bar goes
+#: 0→100→25→100 and its ETA says "0:00" halfway; a run-wide fraction needs each stage's share, and training and
+#: sampling dominate. The baseline (iteration 0) only calibrates, evaluates and gates.
+STAGE_WEIGHTS = {"sample": 3.0, "verify": 1.0, "judge": 3.0, "pairs": 0.2, "train": 4.0, "eval": 2.0, "gate": 0.1}
+BASELINE_WEIGHTS = {"calibrate": 0.5, "eval": 2.0, "gate": 0.1}
+PROGRESS_UNITS = 10_000  # the job row's ``total``: step/total is the run-wide fraction
+
+
+def run_fraction(iteration: int, stage: str, step: int, total: int, iterations: int) -> float:
+    """How much of a run of ``iterations`` (plus the baseline) is done at (iteration, stage, step/total), in [0, 1]."""
+    def weight(stages: dict[str, float]) -> float:
+        return sum(stages.values())
+
+    whole = weight(BASELINE_WEIGHTS) + iterations * weight(STAGE_WEIGHTS)
+    stages = BASELINE_WEIGHTS if iteration == 0 else STAGE_WEIGHTS
+    done = 0.0 if iteration == 0 else weight(BASELINE_WEIGHTS) + (iteration - 1) * weight(STAGE_WEIGHTS)
+    if stage in ("done",):
+        return 1.0
+    if stage in stages:
+        order = list(stages)
+        done += sum(stages[s] for s in order[:order.index(stage)])
+        done += stages[stage] * (min(step, total) / total if total else 0.0)
+    return max(0.0, min(1.0, done / whole))
+
+
 class _ProgressWriter:
-    """The pipeline's progress callback: stage, step and an ETA for the stage, written to the job row."""
+    """The pipeline's progress callback: stage, the run-wide fraction (as step/PROGRESS_UNITS) and an ETA for the whole
+    run from the time this job has taken for the share it has done, written to the job row."""
 
     def __init__(self, job: _Job, pipeline: RLAIFPipeline):
         self.job, self.pipeline = job, pipeline
         self.iterations = job.config.loop.iterations
         self.stage_key: tuple[int, str] | None = None
-        self.stage_started = time.monotonic()
+        self.started = time.monotonic()
+        self.start_fraction: float | None = None  # a resumed run starts part-way: its ETA counts from there
         self.last_write = 0.0
         self.run_id_written = False
 
@@ -69,19 +100,25 @@ class _ProgressWriter:
         key = (event.iteration, event.stage)
         changed = key != self.stage_key
         if changed:
-            self.stage_key, self.stage_started = key, now
+            self.stage_key = key
         if not changed and event.step < event.total and now - self.last_write < _WRITE_EVERY_S:
             return
         self.last_write = now
+        fraction = run_fraction(event.iteration, event.stage, event.step, event.total, self.iterations)
+        if self.start_fraction is None:  # where this job began: the start of the first stage it reports
+            self.start_fraction = run_fraction(event.iteration, event.stage, 0, event.total, self.iterations)
         eta = None
-        if 0 < event.step < event.total:
-            eta = (now - self.stage_started) / event.step * (event.total - event.step)
+        gained = fraction - self.start_fraction
+        if gained > 0 and fraction < 1.0:
+            eta = (now - self.started) / gained * (1.0 - fraction)
         message = f"iteration {event.iteration}/{self.iterations} · {event.stage} {event.step}/{event.total}"
+        message += f" · {fraction:.0%} of the run"
         if eta is not None:
-            message += f" · ETA {format_seconds(eta)}"
+            message += f" · ETA {fmt_seconds(eta)}"
         if event.message:
             message += f" · {event.message}"
-        fields: dict[str, Any] = dict(stage=event.stage, step=event.step, total=event.total, message=message)
+        fields: dict[str, Any] = dict(stage=event.stage, step=int(round(fraction * PROGRESS_UNITS)),
+                                      total=PROGRESS_UNITS, message=message)
         if not self.run_id_written and self.pipeline.run_id:
             fields["run_id"] = self.pipeline.run_id
             self.run_id_written = True
@@ -224,7 +261,8 @@ class JobRunner:
                 summary += f" after iteration {last.iteration}; gate {last.gate.decision}"
             if run.get("recommended_iteration") is not None:
                 summary += f"; recommended iteration {run['recommended_iteration']}"
-            store.jobs.update(job.job_id, status="completed", run_id=pipeline.run_id, stage="done", message=summary)
+            store.jobs.update(job.job_id, status="completed", run_id=pipeline.run_id, stage="done", message=summary,
+                              step=PROGRESS_UNITS, total=PROGRESS_UNITS)
         except RunCancelled:
             store.jobs.update(job.job_id, status="cancelled", stage="cancelled", message="cancelled")
         except BaseException as err:  # the page shows the failure; the worker lives on for the next job
@@ -260,7 +298,8 @@ RUNNER = JobRunner()
 
 @dataclass(frozen=True)
 class JobView:
-    """A job row as the Runs page shows it."""
+    """A job row as the Runs page shows it: ``fraction`` is of the whole run (all iterations), ``label`` the stage,
+    the run-wide share and the ETA; ``error`` the full reason of a failure."""
 
     job_id: str
     status: str
@@ -269,6 +308,7 @@ class JobView:
     label: str
     run_id: str | None
     error: str | None
+    started_by: str | None = None
 
     @property
     def active(self) -> bool:
@@ -281,5 +321,14 @@ def job_view(row: dict[str, Any]) -> JobView:
     label = row.get("message") or row.get("status")
     if row["status"] == "interrupted":
         label = f"interrupted: {row.get('error') or 'the server stopped while it ran'}"
+    params = row.get("params") if isinstance(row.get("params"), dict) else {}
     return JobView(row["job_id"], row["status"], row.get("stage"), fraction, label, row.get("run_id"),
-                   row.get("error"))
+                   row.get("error"), params.get("started_by"))
+
+
+def active_jobs(rows: list[dict[str, Any]]) -> list[JobView]:
+    """Queued and running jobs as the page lists them: the running job first, then the queue in the order it runs
+    (oldest first); ``store.jobs.list`` is newest first, which put the waiting job above the running one."""
+    active = [r for r in rows if r["status"] in ("queued", "running")]
+    active.sort(key=lambda r: (r["status"] != "running", str(r.get("created_at") or ""), r["job_id"]))
+    return [job_view(r) for r in active]

@@ -14,9 +14,12 @@ URL. No private Streamlit API is touched.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import streamlit as st
 
@@ -92,3 +95,54 @@ def page_context(action: str, denied: str) -> Workbench:
         st.error(denied)
         st.stop()
     return wb
+
+
+@contextlib.contextmanager
+def page_guard(where: str = "This page") -> Iterator[None]:
+    """Any unexpected error inside becomes one line (``st.error``) plus a "Details" expander with the traceback, so
+    the sidebar and the rest of the app stay usable instead of a raw traceback replacing the page.
+
+    Streamlit's own control flow passes through untouched: ``st.stop``, ``st.rerun`` and ``st.switch_page`` raise
+    ``StopException`` / ``RerunException``, subclasses of ``ScriptControlException`` which derives from
+    ``BaseException`` (streamlit 1.67, ``runtime/scriptrunner_utils/exceptions.py``), so ``except Exception`` never
+    sees them; KeyboardInterrupt and SystemExit are BaseExceptions too.
+
+        with page_guard():
+            st.navigation(pages).run()
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - the point of the guard: one line instead of a traceback
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        st.error(f"{where} hit an unexpected error: {type(err).__name__}" + (f": {first}" if first else "")
+                 + " (the rest of the workbench still works; the details below help a bug report).")
+        with st.expander("Details"):
+            st.code("".join(traceback.format_exception(err)), language="text")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# form values that survive a page change
+
+FORM_WIDGET = "form::"
+
+
+def form_widget_key(form: str, name: str) -> str:
+    """The widget key of field ``name`` of the form whose values live under the plain session key ``form``."""
+    return f"{FORM_WIDGET}{form}::{name}"
+
+
+def keep_form_values() -> None:
+    """Copy every form widget's value (keys from ``form_widget_key``) into its form's plain session dict.
+
+    Why the router calls this before each page: Streamlit drops a keyed widget's state at the end of a run that did
+    not draw it (another page), and a page's own ``saved[name] = widget(...)`` runs only when its script gets that
+    far: a click on another page while the form's rerun is still going would lose the last change. The router runs
+    first in every run, while the widget states are still there."""
+    state = st.session_state
+    for key in list(state):
+        if not (isinstance(key, str) and key.startswith(FORM_WIDGET)):
+            continue
+        form, _, name = key[len(FORM_WIDGET):].rpartition("::")
+        values = state.get(form)
+        if isinstance(values, dict) and name:
+            values[name] = state[key]

@@ -2,19 +2,31 @@
 
 Why "which verdicts flip": a rubric edit is only worth a new version if it changes decisions. Re-judging a sample of
 stored pairs under both versions with the same judge shows exactly the pairs whose winner moved, before anyone spends
-a full run on the new wording.
+a full run on the new wording. Why the page also asks :func:`rubric_reading` first: a judge that never reads the
+rubric's wording (the verifier, the stub) reports "0 of N flipped" for any wording edit, and that must not read as
+"the edit changes nothing".
 
-    diff = diff_rubrics(old, new); flips = rejudge_flips(store, judge, run_id, old, new, sample=20)
+    diff = diff_rubrics(old, new); flips = rejudge_flips(judge, sample_comparisons(store, run_id), old, new)
 """
 
 from __future__ import annotations
 
 import difflib
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable, Iterator
 
-from rlaif.judges import Comparison, Judge
+from rlaif.config import RunConfig
+from rlaif.judges import Comparison, Judge, JudgeSpec
+from rlaif.judges.base import BuildContext
+from rlaif.judges.pricing import JudgeCost, estimate_tokens
+from rlaif.judges.prompting import estimate_prompt_tokens, render_judge_prompt, render_rubric
+from rlaif.judges.registry import KINDS
+from rlaif.loop.project import Project, judge_options, judge_spec
 from rlaif.rubric import Criterion, Rubric
+
+#: Judge kinds whose provider settings (model, base_url) the Rubrics page lets a user type in.
+API_JUDGES = ("anthropic", "openai")
 
 _FIELDS = ("description", "weight", "hard", "verifier")
 
@@ -66,7 +78,7 @@ def diff_rubrics(old: Rubric, new: Rubric) -> RubricDiff:
     return RubricDiff(changes, [p for p in new.principles if p not in old.principles],
                       [p for p in old.principles if p not in new.principles],
                       (old.description, new.description) if old.description != new.description else None,
-                      side_by_side(old.render(), new.render()))
+                      side_by_side(render_rubric(old), render_rubric(new)))
 
 
 def side_by_side(old_text: str, new_text: str) -> list[tuple[str, str, str]]:
@@ -127,10 +139,97 @@ def sample_comparisons(store, run_id: str, iteration: int | None = None,
     return out
 
 
-def rejudge_flips(judge: Judge, comparisons: list[tuple[str, Comparison]], old: Rubric, new: Rubric) -> list[Rejudged]:
-    """Judge every comparison under both rubric versions (one batched call each) and pair up the verdicts."""
+def rejudge_flips(judge: Judge, comparisons: list[tuple[str, Comparison]], old: Rubric, new: Rubric, *,
+                  chunk: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> list[Rejudged]:
+    """Judge every comparison under both rubric versions and pair up the verdicts.
+
+    ``chunk`` comparisons at a time (all at once by default, one batched call per version), calling
+    ``on_progress(done, total)`` after each chunk so a page can show a bar while a slow (local, API) judge works.
+    A judge that answers through a batch API gets whole lists anyway (``wants_whole_rounds``).
+    """
     items = [c for _, c in comparisons]
-    before = judge.compare(items, old) if items else []
-    after = judge.compare(items, new) if items else []
+    step = len(items) if not chunk or judge.wants_whole_rounds else chunk
+    total, done = 2 * len(items), 0
+    verdicts: dict[str, list] = {"old": [], "new": []}
+    for start in range(0, len(items), max(step, 1)):
+        part = items[start:start + step]
+        for key, rubric in (("old", old), ("new", new)):
+            verdicts[key] += judge.compare(part, rubric)
+            done += len(part)
+            if on_progress is not None:
+                on_progress(done, total)
     return [Rejudged(pair_id, c.prompt_id, c.prompt, c.a, c.b, v0.winner, v1.winner, v0.rationale, v1.rationale)
-            for (pair_id, c), v0, v1 in zip(comparisons, before, after)]
+            for (pair_id, c), v0, v1 in zip(comparisons, verdicts["old"], verdicts["new"])]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# which judge, what it reads, what it costs
+
+
+def rejudge_spec(cfg: RunConfig, name: str, api: dict[str, Any] | None = None) -> JudgeSpec:
+    """The checked spec of judge ``name`` for re-judging: the config's options for it, with the provider settings a
+    user typed on the page (``model``, ``base_url``: empty ones left out) on top. ConfigError names a bad field.
+
+    Kinds that cache by default (API judges) get the verdict cache, as in a run: re-judging the same sample under the
+    old version again, or pairs a run already judged under it, costs nothing twice."""
+    options = judge_options(cfg, name)
+    if name in API_JUDGES:
+        options.update({k: v.strip() if isinstance(v, str) else v for k, v in (api or {}).items()
+                        if v not in (None, "") and not (isinstance(v, str) and not v.strip())})
+    return judge_spec(cfg, name, options).with_cache_default()
+
+
+def picker_label(cfg: RunConfig, name: str) -> str:
+    """How the re-judge picker names judge ``name``: marked when it ignores rubric text, so "0 of N flipped" is
+    expected before anyone re-judges."""
+    try:
+        reads_text = rubric_reading(rejudge_spec(cfg, name))[0]
+    except ValueError:  # e.g. an API judge the config gives no model yet: its kind decides
+        reads_text = KINDS[name].reads_rubric_text
+    return name if reads_text else f"{name} (ignores rubric text)"
+
+
+def rubric_reading(spec: JudgeSpec) -> tuple[bool, str]:
+    """(whether the judge reads the rubric's wording, what it reads in words), from the spec alone.
+
+    A judge built of judges (ensemble, tiered, auto) reads the wording when any judge in it does; the wrappers
+    (cache, debias, verifier_first) change nothing here.
+    """
+    leaves: list[JudgeSpec] = []
+
+    def walk(s: JudgeSpec) -> None:
+        if s.nested:
+            for inner in s.nested.values():
+                walk(inner)
+        else:
+            leaves.append(s)
+
+    walk(spec)
+    readers = [s for s in leaves if s.kind.reads_rubric_text]
+    if readers:
+        return True, readers[0].kind.rubric_reads
+    kinds = list(dict.fromkeys(s.kind for s in leaves))
+    if len(kinds) == 1:
+        return False, kinds[0].rubric_reads
+    return False, "; ".join(f"{kind.name}: {kind.rubric_reads}" for kind in kinds)
+
+
+def rejudge_cost(spec: JudgeSpec, comparisons: list[tuple[str, Comparison]], old: Rubric, new: Rubric) -> JudgeCost:
+    """What re-judging ``comparisons`` under both versions costs (2 calls each, more with debias), priced from the
+    rendered prompts' size; "no estimate" and the reason when the spec cannot be priced here."""
+    items = [c for _, c in comparisons]
+    if items:
+        tokens = max(estimate_tokens(render_judge_prompt(c, r).text) for c in items for r in (old, new))
+    else:
+        tokens = estimate_prompt_tokens(new)
+    try:
+        return spec.estimate_cost(2 * len(items), tokens)
+    except ValueError as err:
+        return JudgeCost(None, [f"no estimate: {err}"])
+
+
+@contextmanager
+def rejudge_judge(cfg: RunConfig, spec: JudgeSpec, store) -> Iterator[Judge]:
+    """The built judge of ``spec`` with the project's verifier open (verifier judges need it), closed on exit."""
+    with Project.from_config(cfg).open(store, build_judge=False) as parts:
+        yield spec.build(BuildContext(verify=parts.verify, store=store))

@@ -27,6 +27,19 @@ def default_store_path() -> str:
     return os.environ.get("RLAIF_STORE", "rlaif.duckdb")
 
 
+def store_exists(path: str | Path) -> bool:
+    """Whether ``path`` names a database that is already there (":memory:" always is): the sidebar asks before a
+    typed path that is not makes a new, empty store, since a typo would otherwise silently open an empty one."""
+    return str(path) == ":memory:" or Path(path).expanduser().is_file()
+
+
+def needs_confirmation(path: str | Path) -> bool:
+    """A path the user typed that would create a new store. The default store (``RLAIF_STORE``, or rlaif.duckdb) is
+    created silently on a first start, as the CLI does: that is the path the server was started with."""
+    same_as_default = Path(str(path)).expanduser().resolve() == Path(default_store_path()).expanduser().resolve()
+    return not same_as_default and not store_exists(path)
+
+
 def open_store(path: str | Path) -> Store:
     """The process-wide Store for ``path`` (opened, migrated and cleaned of dead jobs on first use)."""
     key = str(path) if str(path) == ":memory:" else str(Path(path).expanduser().resolve())

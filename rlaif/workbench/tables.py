@@ -14,6 +14,7 @@ from typing import Any
 from rlaif.anchors.agreement import judge_label
 from rlaif.anchors.labelling import resolved_labels
 from rlaif.manifest import verify_manifest
+from rlaif.workbench.fmt import fmt_id, fmt_num, fmt_usd
 
 PAGE_SIZE = 50
 _SQL = re.compile(r"^\s*(select|with|insert|update|delete|create)\b", re.IGNORECASE)
@@ -43,17 +44,22 @@ def short(text: str | None, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+# Key columns first, long text last, readable numbers (rlaif.workbench.fmt): at 1440px no table pushes its key
+# column off-screen, and the full text of a row is one click away in the page's detail view.
+
+
 def pair_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"pair": r["pair_id"], "iteration": r["iteration"], "prompt_id": r["prompt_id"],
-             "kept": r["kept"], "drop_reason": r["drop_reason"], "confidence": r["confidence"],
-             "chosen": short(r["chosen"], 60), "rejected": short(r["rejected"], 60), "judge": r["judge_id"],
-             "rubric": (r["rubric_version"] or "")[:12]} for r in rows]
+             "kept": r["kept"], "drop_reason": r["drop_reason"] or "", "confidence": fmt_num(r["confidence"]),
+             "judge": r["judge_id"], "rubric": fmt_id(r["rubric_version"]),
+             "chosen": short(r["chosen"], 60), "rejected": short(r["rejected"], 60)} for r in rows]
 
 
 def judgement_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"judgement": r["judgement_id"][:12], "iteration": r["iteration"], "prompt_id": r["prompt_id"],
-             "judge": r["judge_id"], "winner": r["winner"], "confidence": r["confidence"],
-             "rationale": short(r["rationale"], 80), "cost_usd": r["cost_usd"]} for r in rows]
+    return [{"judgement": fmt_id(r["judgement_id"]), "iteration": r["iteration"], "prompt_id": r["prompt_id"],
+             "judge": r["judge_id"], "winner": r["winner"], "confidence": fmt_num(r["confidence"]),
+             "cost": fmt_usd(r["cost_usd"]) if r["cost_usd"] is not None else "—",
+             "rationale": short(r["rationale"], 80)} for r in rows]
 
 
 def candidate_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,20 +67,31 @@ def candidate_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for r in rows:
         checks = (r.get("verification") or {}).get("criteria") or {}
-        out.append({"iteration": r["iteration"], "prompt_id": r["prompt_id"], "sample": r["sample_index"],
-                    "temperature": r["temperature"], "score": r["score"], "text": short(r["text"], 70),
-                    "checks": ", ".join(f"{k}={'✓' if v else '✗'}" for k, v in checks.items())})
+        out.append({"candidate": fmt_id(r["candidate_id"]), "iteration": r["iteration"], "prompt_id": r["prompt_id"],
+                    "sample": r["sample_index"], "temperature": fmt_num(r["temperature"]), "score": fmt_num(r["score"]),
+                    "checks": ", ".join(f"{k}={'✓' if v else '✗'}" for k, v in checks.items()),
+                    "text": short(r["text"], 70)})
     return out
 
 
 def eval_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (iteration, cohort), one column per metric."""
+    """One row per (iteration, cohort), one column per metric (3 significant decimals)."""
     table: dict[tuple[int, str], dict[str, Any]] = {}
     for r in rows:
         row = table.setdefault((r["iteration"], r["cohort"]), {"iteration": r["iteration"], "cohort": r["cohort"],
                                                                "n": r["n"]})
-        row[r["metric"]] = r["value"]
+        row[r["metric"]] = fmt_num(r["value"])
     return list(table.values())
+
+
+def column_widths(rows: list[dict[str, Any]], long: tuple[str, ...] = ("chosen", "rejected", "text", "rationale"),
+                  ) -> dict[str, str]:
+    """``st.dataframe`` column widths: ids and numbers small, long text large (so it goes last and wide)."""
+    widths = {}
+    for name in (rows[0] if rows else {}):
+        widths[name] = "large" if name in long else "medium" if name in ("pair", "prompt_id", "judge",
+                                                                          "drop_reason", "checks") else "small"
+    return widths
 
 
 def manifest_chain(store, run_id: str) -> list[dict[str, Any]]:
@@ -88,9 +105,9 @@ def manifest_chain(store, run_id: str) -> list[dict[str, Any]]:
         chain.append({"iteration": r["iteration"], "manifest_id": r["manifest_id"], "kind": body.get("kind"),
                       "verified": verify_manifest(body), "parents": len(body.get("parents") or []),
                       "parents_stored": all(p in known for p in body.get("parents") or []),
-                      "model_hash": (body.get("model_hash") or "")[:12],
-                      "dataset_hash": (body.get("dataset_hash") or "")[:12],
-                      "rubric_version": (body.get("rubric_version") or "")[:12],
+                      "model_hash": fmt_id(body.get("model_hash")),
+                      "dataset_hash": fmt_id(body.get("dataset_hash")),
+                      "rubric_version": fmt_id(body.get("rubric_version")),
                       "gate": gate.get("decision"), "body": body})
     return chain
 

@@ -1,0 +1,14 @@
+"""Generation on inference servers (``sampling.backend: server``): a server the loop starts itself, or external ones.
+
+    backend = ServerBackend(cfg.sampling.server, base_path, rendering_policy, log_dir)
+    candidates = backend.generator(checkpoint).sample_candidates(texts, ids, n=4, temperatures=[0.7], seed=0, ...)
+"""
+
+from rlaif.serving.backend import ServerBackend, detect_engine
+from rlaif.serving.client import CompletionClient, Reply, Request
+from rlaif.serving.generator import SEED_RULE, ServerGenerator, candidate_seed
+from rlaif.serving.managed import ManagedServer, ServerError, stop_all_servers
+from rlaif.serving.options import ServerOptions
+
+__all__ = ["SEED_RULE", "CompletionClient", "ManagedServer", "Reply", "Request", "ServerBackend", "ServerError",
+           "ServerGenerator", "ServerOptions", "candidate_seed", "detect_engine", "stop_all_servers"]
