@@ -7,13 +7,17 @@ server rows against the in-process length-sorted batched path. Greedy decoding i
 (the answers must be the same: only padding changes) and server vs in process (the same prompt text is fed).
 
 Server rows: "transformers serve" is the loop's managed server (one request generated at a time, per-request
-temperature and seed honoured); "transformers serve --continuous-batching" is measured for its throughput only: in
-transformers 5.24 its worker keeps the first request's sampling settings for every later request, so the loop refuses
-it (``rlaif.serving.options``) and its row is not a correct temperature ladder. The server runs with
-``--server-threads`` OpenMP threads; the client sends ``--server-concurrency`` requests at once.
+temperature and seed honoured); "serve --continuous-batching" (one server) is measured for its throughput only: in
+transformers 5.24 its worker keeps the first request's sampling settings for every later request, so its row is not a
+correct temperature ladder. "CB, a server per setting" is the loop's ``continuous_batching: true`` mode
+(``rlaif.serving.per_setting``): one continuous-batching server per temperature (and a greedy one), each primed with
+its own setting, requests routed to their setting's server, ``--per-setting-concurrency`` in flight per server; a
+correct ladder, without per-request seeds. Each server runs with ``--server-threads`` OpenMP threads; the client sends
+``--server-concurrency`` requests at once.
 
     .venv/bin/python bench/bench_sampling.py [--prompts 48] [--n 2] [--batch-size 16] [--max-new-tokens 48]
-        [--server-concurrency 1,4] [--cb-concurrency 16,48] [--server-threads 1] [--no-server]
+        [--server-concurrency 1,4] [--cb-concurrency 16,48] [--per-setting-concurrency 48] [--server-threads 1]
+        [--no-server]
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from rlaif.policy import _batches, configure_cpu_threads, greedy, load_policy, q
 from rlaif.sample_prompts import SAMPLE_DIR, read_jsonl  # noqa: E402
 from rlaif.serving.client import CompletionClient  # noqa: E402
 from rlaif.serving.generator import ServerGenerator, transformers_generation_config  # noqa: E402
-from rlaif.serving.managed import free_port, is_healthy, root_of, server_command  # noqa: E402
+from rlaif.serving.managed import continuous_batching_args, free_port, is_healthy, root_of, server_command  # noqa: E402
+from rlaif.serving.options import ServerOptions  # noqa: E402
+from rlaif.serving.per_setting import RoutedClient, SettingServers  # noqa: E402
 
 PROMPT_TEMPLATE = "Question: {prompt}\nSQL: "
 
@@ -73,13 +79,15 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def measure_server(policy, url: str, prompts, *, n: int, concurrency: int, max_new_tokens: int) -> dict:
-    """The server backend's ``sample_candidates`` (one request per candidate) against ``url``."""
-    client = CompletionClient([url], concurrency=concurrency, max_retries=0, timeout_s=600)
+def measure_server(policy, url: str | None, prompts, *, n: int, concurrency: int, max_new_tokens: int,
+                   client=None) -> dict:
+    """The server backend's ``sample_candidates`` (one request per candidate) against ``url`` (or ``client``)."""
+    client = client or CompletionClient([url], concurrency=concurrency, max_retries=0, timeout_s=600)
     gen = ServerGenerator(client, policy, model=policy.path, engine="transformers",
-                          generation_config=transformers_generation_config(policy.path, policy.tokenizer))
-    gen.sample_candidates(prompts[:2], ["w0", "w1"], n=1, temperatures=[1.0], seed=0, iteration=0,
-                          max_new_tokens=4)  # warm-up
+                          generation_config=transformers_generation_config(policy.path, policy.tokenizer),
+                          seeds_honoured=not isinstance(client, RoutedClient))
+    gen.sample_candidates(prompts[:2], ["w0", "w1"], n=2, temperatures=[0.7, 1.0], seed=0, iteration=0,
+                          max_new_tokens=4)  # warm-up (per setting: starts and primes its servers)
     started = time.perf_counter()
     out = gen.sample_candidates(prompts, [str(k) for k in range(len(prompts))], n=n, temperatures=[0.7, 1.0],
                                 seed=0, iteration=1, max_new_tokens=max_new_tokens)
@@ -92,8 +100,9 @@ def measure_server(policy, url: str, prompts, *, n: int, concurrency: int, max_n
 def server_modes(policy, prompts, args) -> tuple[dict, list]:
     """The server rows, and the sequential server's greedy answers (to compare with in-process greedy)."""
     modes, greedy_served = {}, []
+    # the single CB server gets the loop's cache sizes too: left alone it takes ~14 GB of host RAM on CPU
     for label, extra, levels in (("transformers serve", [], args.server_concurrency),
-                                 ("serve --continuous-batching", ["--continuous-batching"], args.cb_concurrency)):
+                                 ("serve --continuous-batching", continuous_batching_args([]), args.cb_concurrency)):
         proc, url = start_server(policy.path, args.server_threads, extra)
         try:
             for c in levels:
@@ -104,6 +113,20 @@ def server_modes(policy, prompts, args) -> tuple[dict, list]:
                     prompts, max_new_tokens=args.max_new_tokens)
         finally:
             stop_server(proc)
+    if args.per_setting_concurrency:
+        options = ServerOptions(engine="transformers", continuous_batching=True, cpu_threads=args.server_threads,
+                                concurrency=args.per_setting_concurrency, extra_args=["--device", "cpu"],
+                                max_retries=0, request_timeout_s=600)
+        servers = SettingServers(policy.path, options, log_dir=Path(args.log_dir))
+        try:
+            label = f"CB, a server per setting c={args.per_setting_concurrency}"
+            modes[label] = measure_server(policy, None, prompts, n=args.n, concurrency=0,
+                                          max_new_tokens=args.max_new_tokens, client=RoutedClient(servers, options))
+            greedy_per_setting = modes[label]["generator"].greedy(prompts, max_new_tokens=args.max_new_tokens)
+            modes[label]["greedy"] = greedy_per_setting
+            modes[label]["servers"] = len(servers.servers)
+        finally:
+            servers.stop()
     return modes, greedy_served
 
 
@@ -122,6 +145,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--server-concurrency", type=_levels, default=[1, 4], help="requests at once, sequential server")
     ap.add_argument("--cb-concurrency", type=_levels, default=[16, 48], help="requests at once, continuous batching")
+    ap.add_argument("--per-setting-concurrency", type=int, default=48,
+                    help="requests at once per server, a CB server per sampling setting (0: skip that row)")
+    ap.add_argument("--log-dir", default="/tmp/bench_sampling_servers", help="the per-setting servers' logs")
     ap.add_argument("--server-threads", type=int, default=1, help="OMP_NUM_THREADS of the server process")
     ap.add_argument("--no-server", action="store_true", help="in-process rows only")
     args = ap.parse_args()
@@ -163,6 +189,10 @@ def main() -> None:
     if greedy_served:
         print(f"greedy answers identical server vs in process: {sum(x == y for x, y in zip(a, greedy_served))}"
               f"/{len(a)}")
+    for name, m in modes.items():
+        if "greedy" in m:
+            print(f"greedy answers identical {name} (its greedy server) vs in process: "
+                  f"{sum(x == y for x, y in zip(a, m['greedy']))}/{len(a)}; servers started: {m['servers']}")
 
 
 def _levels(text: str) -> list[int]:

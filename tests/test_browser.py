@@ -45,7 +45,7 @@ def set_labeller(page, name: str) -> None:
 def test_label_run_chart_and_export_in_a_real_browser(server, browser):
     url, tmp, _ = server
     page = open_page(browser, url, height=2600)  # tall: the whole run section in one screenshot
-    page.get_by_role("heading", name="Runs").wait_for()
+    page.get_by_role("heading", name="Runs", exact=True).wait_for()
     shot(page, "01-open")
 
     # label two anchor pairs: one with the mouse, one with the keyboard shortcut
@@ -54,7 +54,7 @@ def test_label_run_chart_and_export_in_a_real_browser(server, browser):
     page.get_by_text("0 of 92 labelled").wait_for()
     press(page, "Left is better")
     page.get_by_text("1 of 92 labelled").wait_for()
-    page.get_by_role("heading", name="Label").click()  # focus the page, not a text box
+    page.get_by_role("heading", name="Label", exact=True).click()  # focus the page, not a text box
     page.keyboard.press("3")
     page.get_by_text("2 of 92 labelled").wait_for()
     shot(page, "02-labelled")
@@ -98,7 +98,7 @@ def test_two_sessions_labelling_at_once_lose_no_label(server, browser):
     url, tmp, proc = server
     pages = [open_page(browser, url, "label"), open_page(browser, url, "label")]
     for k, page in enumerate(pages):
-        page.get_by_role("heading", name="Label").wait_for()
+        page.get_by_role("heading", name="Label", exact=True).wait_for()
         if page.get_by_role("button", name="Import").is_visible():
             page.get_by_role("button", name="Import").click()
         set_labeller(page, f"ann-{k}")

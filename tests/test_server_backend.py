@@ -8,7 +8,10 @@ What transformers serve 5.24 honours (read in ``transformers/cli/serving``, chec
 one request at a time) and a request's ``generation_config``, which the backend sends because a model whose own
 config lacks ``do_sample`` is otherwise decoded greedily at any temperature. It ignores ``n``; ``model`` may name a
 local folder, which the server then loads (that is the external handover). ``--continuous-batching`` keeps the first
-request's sampling settings for all later ones, so the backend refuses it (see ``rlaif.serving.options``).
+request's sampling settings for all later ones, so the backend refuses it as an extra argument and offers
+``continuous_batching: true`` instead: one continuous-batching server per sampling setting, each primed with its own
+setting (``rlaif.serving.per_setting``); its tests check that the temperatures really differ, that greedy equals
+in-process greedy, and that every one of its servers stops with the loop (run end, killed loop).
 
 Why it is quick enough (~2.5-3 min on 2 shared cores; each managed start is 5-20 s of it): servers run with one
 OpenMP thread; the external pair is started once for the module and serves four tests; prompts and candidates are
@@ -43,6 +46,8 @@ SERVE = Path(sys.executable).parent / "transformers"
 POLICY = SAMPLE / "policy"
 MANAGED = {"mode": "managed", "engine": "transformers", "cpu_threads": 1, "extra_args": ["--device", "cpu"],
            "max_retries": 1, "request_timeout_s": 60, "startup_timeout_s": 180}
+
+MANAGED_CB = {**MANAGED, "continuous_batching": True, "concurrency": 16}
 
 TEMPERATURES = [1.5, 2.0]
 CHAT_TEMPLATE = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
@@ -248,16 +253,18 @@ def test_restart_command_handover_runs_once_per_checkpoint_and_fails_in_one_line
 # ending early: cancel, a killed server
 
 
-def test_cancel_during_sampling_stops_the_managed_server(tmp_path):
-    config = project_config(tmp_path, MANAGED)
+@pytest.mark.parametrize("server", [MANAGED, MANAGED_CB], ids=["sequential", "continuous-batching"])
+def test_cancel_during_sampling_stops_the_managed_server(tmp_path, server):
+    config = project_config(tmp_path, server)
     seen: list[int] = []
     with Store(str(tmp_path / "s.duckdb")) as store:
         cfg = load_config(config)
         pipeline = RLAIFPipeline(cfg, store=store)
 
         def cancel_while_sampling(event):
+            if pipeline.project.managed_server is not None:
+                seen.extend(pipeline.project.managed_server.pids)
             if event.stage == "sample" and pipeline.project.managed_server is not None:
-                seen.append(pipeline.project.managed_server.pid)
                 pipeline.cancel.set()
 
         pipeline.progress = cancel_while_sampling
@@ -265,7 +272,9 @@ def test_cancel_during_sampling_stops_the_managed_server(tmp_path):
             list(pipeline.run(load_prompts(cfg.resolve(cfg.data.train)), load_prompts(cfg.resolve(cfg.data.eval))))
         assert store.runs.get(pipeline.run_id)["status"] == "cancelled"
         assert store.candidates.count(pipeline.run_id, iteration=1) == 0  # nothing half-sampled was stored
-    assert seen and all(gone(pid) for pid in seen) and pipeline.project.managed_server is None
+    # continuous batching: the baseline's greedy server and one server per temperature, all stopped
+    assert len(set(seen)) == (1 + len(TEMPERATURES) if server.get("continuous_batching") else 1), seen
+    assert all(gone(pid) for pid in seen) and pipeline.project.managed_server is None
 
 
 def test_a_killed_server_fails_the_run_in_one_line_and_leaves_nothing_running(tmp_path):
@@ -298,7 +307,10 @@ def test_server_options_are_checked_by_field(tmp_path):
                           ({"mode": "external", "base_urls": ["127.0.0.1:8000"]}, "sampling.server.base_urls[0]"),
                           ({"handover": "restart_command"}, "sampling.server.restart_command"),
                           ({"engine": "transformers", "extra_args": ["--continuous-batching"]},
-                           "sampling.server.extra_args")):
+                           "sampling.server.extra_args"),
+                          ({"mode": "external", "base_urls": ["http://127.0.0.1:1/v1"], "continuous_batching": True},
+                           "sampling.server.continuous_batching"),
+                          ({"engine": "vllm", "continuous_batching": True}, "sampling.server.continuous_batching")):
         with pytest.raises(ConfigError) as err:
             load_config(project_config(tmp_path, server))
         assert err.value.field_path == field, err.value
@@ -326,3 +338,92 @@ def test_a_managed_server_dies_with_a_killed_loop(tmp_path):
     while not gone(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert gone(pid)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# continuous batching: one server per sampling setting
+
+
+def requests_received(log: Path) -> int:
+    return log.read_text(errors="replace").count("[Request received]")
+
+
+def test_continuous_batching_servers_sample_at_their_own_setting(tmp_path):
+    """The bug this mode exists for: one CB server applies its first request's settings to all. Here greedy goes to
+    the greedy server first (it would fix a single server to greedy) and must still equal in-process greedy; then
+    temperature 1.3 must really sample (answers unlike greedy, more varied than at 0.7), each request on the
+    server of its own setting."""
+    project = Project.from_config(load_config(project_config(tmp_path, MANAGED_CB)))
+    prompts = [p.prompt for p in load_prompts(project.config.resolve(project.config.data.eval))][:8]
+    ids = [f"p{k}" for k in range(len(prompts))]
+    try:
+        generator = project.generator()
+        served = generator.greedy(prompts, max_new_tokens=16)
+        assert served == greedy(project.load_policy(), prompts, batch_size=8, max_new_tokens=16)
+        ladder = dict(n=6, seed=0, iteration=1, max_new_tokens=16)
+        hot = generator.sample_candidates(prompts, ids, temperatures=[1.3], **ladder)
+        warm = generator.sample_candidates(prompts, ids, temperatures=[0.7], **ladder)
+        servers = project.managed_server
+        pids = servers.pids
+        assert len(pids) == 3 and all(not gone(pid) for pid in pids)  # greedy, 1.3, 0.7: side by side
+        logs = {server.label: server.log_path for server in servers.servers.values()}
+        assert set(logs) == {"greedy", "t1.3", "t0.7"}
+        # each server answered its priming request and exactly the requests of its setting
+        assert {k: requests_received(v) for k, v in logs.items()} == {"greedy": 1 + 8, "t1.3": 1 + 48, "t0.7": 1 + 48}
+    finally:
+        project.release_generator()
+    # the sample policy is sure of itself: ~1 in 5 answers at 1.3 leave greedy (none from a greedy-fixed server; the
+    # chance that all 48 stay greedy by luck is ~1e-5)
+    unlike_greedy = sum(s.text != served[k][0] for k, row in enumerate(hot) for s in row)
+    assert unlike_greedy >= 1, [[s.text for s in row] for row in hot]
+    assert sum(len({s.text for s in row}) for row in hot) > sum(len({s.text for s in row}) for row in warm)
+    assert all(s.temperature == 1.3 and s.seed is None and s.n_tokens > 0 for row in hot for s in row)
+    assert all(gone(pid) for pid in pids) and project.managed_server is None
+
+
+def test_one_iteration_with_continuous_batching_leaves_no_server(tmp_path):
+    config = project_config(tmp_path, MANAGED_CB)
+    pids: set[int] = set()
+    with Store(str(tmp_path / "s.duckdb")) as store:
+        cfg = load_config(config)
+        pipeline = RLAIFPipeline(cfg, store=store)
+        pipeline.progress = lambda event: pids.update(pipeline.project.managed_server.pids) \
+            if pipeline.project.managed_server is not None else None
+        results = list(pipeline.run(load_prompts(cfg.resolve(cfg.data.train)),
+                                    load_prompts(cfg.resolve(cfg.data.eval))))
+        assert [r.iteration for r in results] == [0, 1] and store.runs.get(pipeline.run_id)["status"] == "completed"
+        rows = store.candidates.list(pipeline.run_id, iteration=1)
+        assert len(rows) == 4 * 2 and all(r["seed"] is None and r["n_tokens"] > 0 for r in rows)
+        assert sorted({r["temperature"] for r in rows}) == TEMPERATURES
+        server = results[1].manifest["generation"]["server"]
+        assert server["seeds_honoured"] is False and "--continuous-batching" in server["command"]
+        assert server["continuous_batching"] and server["requests"] > 0
+        assert results[1].manifest["seeds"]["sampling"].startswith("none")  # no seed rule is claimed
+    # greedy on the base policy, then one server per temperature, then greedy on the checkpoint: none left
+    assert len(pids) >= 3 and all(gone(pid) for pid in pids), pids
+    assert pipeline.project.managed_server is None
+
+
+def test_continuous_batching_servers_die_with_a_killed_loop(tmp_path):
+    """Servers started side by side are each launched from the loop's thread, so each one's guard fires."""
+    script = (f"import time; from pathlib import Path\n"
+              f"from rlaif.serving import ServerOptions, SettingServers\n"
+              f"from rlaif.serving.client import Request\n"
+              f"opts = ServerOptions(engine='transformers', cpu_threads=1, extra_args=['--device', 'cpu'], "
+              f"continuous_batching=True)\n"
+              f"servers = SettingServers({str(POLICY)!r}, opts, log_dir=Path({str(tmp_path)!r}))\n"
+              f"firsts = {{str(t): Request({str(POLICY)!r}, t, 4, prompt='Question: x\\nSQL: ') for t in (0.0, 1.0)}}\n"
+              f"servers.ensure(firsts, lambda: False)\n"
+              f"print(*servers.pids, flush=True); time.sleep(600)")
+    loop = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        pids = [int(x) for x in loop.stdout.readline().split()]
+        assert len(pids) == 2 and not any(gone(pid) for pid in pids)
+    finally:
+        loop.kill()
+        loop.wait()
+    deadline = time.monotonic() + 30
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(gone(pid) for pid in pids)

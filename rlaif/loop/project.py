@@ -230,7 +230,8 @@ class Project:
 
     @property
     def managed_server(self):
-        """The managed inference server running now (a ``ManagedServer``), or None."""
+        """The managed inference server(s) running now (a ``ManagedServer``, or a ``SettingServers`` with one server
+        per sampling setting under continuous batching; both have ``pid``/``pids``), or None."""
         return self._servers.server if self._servers is not None else None
 
     def generation_record(self) -> dict[str, Any]:
@@ -249,7 +250,11 @@ class Project:
         return record
 
     def sampling_seed_rule(self) -> str:
-        return SEED_RULE if self.config.sampling.backend == "server" else LADDER_SEED_RULE
+        """How candidate seeds were derived; none under continuous batching, where a batch shares one generator."""
+        s = self.config.sampling
+        if s.backend != "server":
+            return LADDER_SEED_RULE
+        return "none (continuous batching: no per-request seed)" if s.server.continuous_batching else SEED_RULE
 
     # ---- cost
 

@@ -1,6 +1,7 @@
 """The server backend over a run: which server serves which checkpoint, and the generator for each.
 
-Managed: one server at a time, on the checkpoint asked for; asking for another checkpoint stops it and starts one on
+Managed: one server at a time, on the checkpoint asked for (with ``continuous_batching``: one set of servers, one
+per sampling setting, ``rlaif.serving.per_setting``); asking for another checkpoint stops it and starts one on
 the new checkpoint, ``release()`` stops it (the project does so before training, so the judge and training get the
 accelerator), ``close()`` at the end of the session (a crash or cancel included). External: the servers at
 ``base_urls``; a new checkpoint is handed over by naming its folder in the requests (transformers serve loads it) or
@@ -24,8 +25,9 @@ from typing import Any, Callable
 from rlaif.policy import Policy
 from rlaif.serving.client import CompletionClient
 from rlaif.serving.generator import ServerGenerator, transformers_generation_config
-from rlaif.serving.managed import ManagedServer, ServerError, is_healthy, root_of
+from rlaif.serving.managed import ManagedServer, ServerError, continuous_batching_args, is_healthy, root_of
 from rlaif.serving.options import ServerOptions, refuse_continuous_batching
+from rlaif.serving.per_setting import RoutedClient, SettingServers
 
 
 def detect_engine(base_url: str, timeout: float = 5.0) -> str:
@@ -54,7 +56,7 @@ class ServerBackend:
         self.base_path = str(base_path)
         self.rendering_policy = rendering_policy  # checkpoint path -> a weightless Policy that renders prompts
         self.log_dir = Path(log_dir)
-        self.server: ManagedServer | None = None
+        self.server: ManagedServer | SettingServers | None = None
         self.engine: str | None = None
         self.version: str | None = None
         self.served_path: str = self.base_path  # external: the checkpoint the servers serve now
@@ -66,15 +68,19 @@ class ServerBackend:
 
     def generator(self, model_path: str) -> ServerGenerator:
         model_path = str(model_path)
-        if self.options.mode == "managed":
-            base_url, model = self._managed_on(model_path), model_path
+        if self.options.mode == "managed" and self.options.continuous_batching:
+            client = self._per_setting_on(model_path)
+            model = model_path
+        elif self.options.mode == "managed":
+            client, model = self._client_for(self._managed_on(model_path)), model_path
         else:
-            base_url, model = None, self._handed_over(model_path)
-        client = self._client_for(base_url)
+            model = self._handed_over(model_path)
+            client = self._client_for(None)
         engine = self.engine or "openai"
         policy = self.rendering_policy(model_path)
         gen_config = transformers_generation_config(model_path, policy.tokenizer) if engine == "transformers" else None
-        return ServerGenerator(client, policy, model=model, engine=engine, generation_config=gen_config)
+        return ServerGenerator(client, policy, model=model, engine=engine, generation_config=gen_config,
+                               seeds_honoured=not self.options.continuous_batching)
 
     def _client_for(self, base_url: str | None) -> CompletionClient:
         urls = [base_url] if base_url else list(self.options.base_urls)
@@ -105,10 +111,26 @@ class ServerBackend:
         self.started += 1
         return server.base_url
 
+    def _per_setting_on(self, model_path: str) -> RoutedClient:
+        """Continuous batching: the servers (one per sampling setting, started as requests need them) on
+        ``model_path``, behind a client that routes each request to the server of its setting."""
+        if (isinstance(self.server, SettingServers) and self.server.model_path == model_path and self.server.alive()
+                and isinstance(self._client, RoutedClient)):
+            return self._client
+        self.release()
+        servers = SettingServers(model_path, self.options, log_dir=self.log_dir)
+        self.engine, self.version = servers.engine, servers.version
+        self.server = servers
+        self._collect_counts()
+        self._client = RoutedClient(servers, self.options)
+        return self._client
+
     def release(self) -> None:
         """Stop the managed server (if any): before training, and when the session ends."""
         if self.server is not None:
             self._collect_counts()
+            if isinstance(self.server, SettingServers):
+                self.started += self.server.started
             self.server.stop()
             self.server = None
 
@@ -157,9 +179,19 @@ class ServerBackend:
         opts = self.options
         if opts.mode == "managed":
             engine = self.engine or ManagedServer(self.base_path, opts, log_dir=self.log_dir).engine
-            return {"mode": "managed", "engine": engine, "version": self.version,
-                    "command": f"{engine} serve <checkpoint> {' '.join(opts.extra_args)}".strip(),
-                    "requests": sum(self.requests_per_url.values())}
+            record = {"mode": "managed", "engine": engine, "version": self.version,
+                      "command": f"{engine} serve <checkpoint> {' '.join(opts.extra_args)}".strip(),
+                      "requests": sum(self.requests_per_url.values())}
+            if opts.continuous_batching:
+                flags = " ".join(continuous_batching_args(list(opts.extra_args)))
+                record.update(command=f"{engine} serve <checkpoint> {flags} {' '.join(opts.extra_args)}".strip(),
+                              continuous_batching="one server per sampling setting (each temperature with top_p; "
+                                                  "greedy for evaluation), fixed by its first request",
+                              seeds_honoured=False,
+                              concurrency_per_server=opts.requests_at_once(engine))
+            else:
+                record["seeds_honoured"] = engine == "vllm" or opts.requests_at_once(engine) == 1
+            return record
         return {"mode": "external", "engine": self.engine or opts.engine, "base_urls": list(opts.base_urls),
                 "handover": opts.handover, "model": opts.model,
                 "requests_per_url": {u: self.requests_per_url.get(u.rstrip("/"), 0) for u in opts.base_urls}}

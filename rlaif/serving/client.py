@@ -65,15 +65,27 @@ class CompletionClient:
         self._lock = threading.Lock()
 
     def run(self, requests: Sequence[Request], *, should_stop: Callable[[], bool] | None = None,
-            on_done: Callable[[int, int], None] | None = None) -> list[Reply]:
+            on_done: Callable[[int, int], None] | None = None,
+            route: Sequence[int] | None = None) -> list[Reply]:
         """Every request answered, in order; InterruptedError when ``should_stop`` says so, ServerError when a
-        request failed on every server."""
+        request failed on every server. ``route``: the server (index into base_urls) each request must go to
+        (continuous batching: the server fixed to its sampling setting; no other server may answer it); the
+        requests are then submitted alternating between servers so every server's batch fills at once."""
         stop = should_stop or (lambda: False)
         out: list[Reply | None] = [None] * len(requests)
         every = max(1, len(requests) // 50)  # progress ~50 times per call, not per request
+        order = list(range(len(requests)))
+        if route is not None:
+            rank: dict[int, int] = {}
+            position = []
+            for i in order:
+                rank[route[i]] = rank.get(route[i], -1) + 1
+                position.append((rank[route[i]], route[i], i))
+            order = [i for _, _, i in sorted(position)]
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="rlaif-server")
         try:
-            pending = {pool.submit(self._answer, i, r, stop): i for i, r in enumerate(requests)}
+            pending = {pool.submit(self._answer, i, requests[i], stop, None if route is None else route[i]): i
+                       for i in order}
             done = 0
             while pending:
                 finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -88,13 +100,13 @@ class CompletionClient:
             pool.shutdown(wait=True, cancel_futures=True)  # in-flight requests end; queued ones never start
         return out  # type: ignore[return-value]  # every slot is filled
 
-    def _answer(self, index: int, request: Request, stop: Callable[[], bool]) -> Reply:
+    def _answer(self, index: int, request: Request, stop: Callable[[], bool], server: int | None) -> Reply:
         errors = []
-        n = len(self.clients)
-        for step in range(n):
+        targets = [server] if server is not None else [(index + step) % len(self.clients)
+                                                       for step in range(len(self.clients))]
+        for k in targets:
             if stop():
                 raise InterruptedError("sampling cancelled")
-            k = (index + step) % n
             try:
                 reply = self._send(self.clients[k], self.base_urls[k], request)
             except (self._openai.APIConnectionError, self._openai.InternalServerError) as err:

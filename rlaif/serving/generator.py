@@ -8,7 +8,9 @@ server applies the tokenizer's own chat template, as ``apply_chat_template`` doe
 
 Seeds: one per candidate, from (base seed, iteration, sample index, prompt id), sent with the request and stored in
 the candidate's row. vLLM honours a request's seed per request; transformers serve seeds torch globally when the
-request arrives, so its candidates are reproducible only one request at a time (its default concurrency).
+request arrives, so its candidates are reproducible only one request at a time (its default concurrency). With
+continuous batching (``seeds_honoured=False``) the batch shares one random generator: no seed is sent (reseeding the
+whole server on each arrival would not make anything reproducible) and candidates are stored without one.
 
     gen = ServerGenerator(client, rendering_policy, model=path, engine="transformers")
     samples = gen.sample_candidates(texts, ids, n=4, temperatures=[0.7, 1.0], seed=0, iteration=1, max_new_tokens=64)
@@ -53,8 +55,9 @@ class ServerGenerator:
     """Generation on inference servers, with the same results shape as ``rlaif.policy``'s functions."""
 
     def __init__(self, client: CompletionClient, rendering_policy: Policy, *, model: str, engine: str,
-                 generation_config: dict[str, Any] | None = None):
-        self.client = client
+                 generation_config: dict[str, Any] | None = None, seeds_honoured: bool = True):
+        self.client = client  # a CompletionClient, or a RoutedClient (continuous batching, a server per setting)
+        self.seeds_honoured = seeds_honoured
         self.policy = rendering_policy  # a Policy without weights: its tokenizer renders prompts and counts tokens
         self.model = model
         self.engine = engine
@@ -97,7 +100,8 @@ class ServerGenerator:
         """N samples per prompt; sample i uses temperatures[i % len] and its own seed (``candidate_seed``)."""
         slots = [(k, i) for i in range(n) for k in range(len(prompts))]
         temps = [float(temperatures[i % len(temperatures)]) for _, i in slots]
-        seeds = [candidate_seed(seed, iteration, i, str(prompt_ids[k])) for k, i in slots]
+        seeds = [candidate_seed(seed, iteration, i, str(prompt_ids[k])) if self.seeds_honoured else None
+                 for k, i in slots]
         requests = [self._request(prompts[k], temperature=t, seed=s, max_tokens=max_new_tokens, top_p=top_p)
                     for (k, _), t, s in zip(slots, temps, seeds)]
         replies = self.client.run(requests, should_stop=should_stop, on_done=on_batch)

@@ -69,14 +69,28 @@ def _executable(name: str) -> str:
     return found
 
 
-def server_command(engine: str, model_path: str, port: int, extra_args: list[str]) -> list[str]:
+# Continuous batching's KV cache, unless extra_args size it: left alone, transformers sizes it from free memory
+# (80-90% of the host's RAM on CPU), so two servers side by side are killed for memory. 32-token pages waste little
+# on short completions; 1024 of them hold ~48 requests of a few hundred tokens; 512 tokens per forward step.
+CB_CACHE_ARGS = {"--cb-block-size": "32", "--cb-num-blocks": "1024", "--cb-max-batch-tokens": "512"}
+
+
+def continuous_batching_args(extra_args: list[str]) -> list[str]:
+    """``--continuous-batching`` and the cache sizes extra_args does not set itself."""
+    given = {a.split("=", 1)[0] for a in extra_args}
+    return ["--continuous-batching", *(x for k, v in CB_CACHE_ARGS.items() if k not in given for x in (k, v))]
+
+
+def server_command(engine: str, model_path: str, port: int, extra_args: list[str], *,
+                   continuous_batching: bool = False) -> list[str]:
     """The command line that serves ``model_path`` on 127.0.0.1:``port``; requests then name ``model_path``."""
     if engine == "vllm":
         return [_executable("vllm"), "serve", model_path, "--host", "127.0.0.1", "--port", str(port), *extra_args]
     if engine == "transformers":
         # the model is preloaded (health means loaded) and never unloaded while the server lives
+        cb = continuous_batching_args(extra_args) if continuous_batching else []
         return [_executable("transformers"), "serve", model_path, "--host", "127.0.0.1", "--port", str(port),
-                *extra_args]
+                *cb, *extra_args]
     raise ServerError("sampling.server.engine", f"a managed server is vllm or transformers, got {engine!r}")
 
 
@@ -106,11 +120,12 @@ def root_of(base_url: str) -> str:
 
 
 class ManagedServer:
-    def __init__(self, model_path: str | Path, options: ServerOptions, *, log_dir: Path):
+    def __init__(self, model_path: str | Path, options: ServerOptions, *, log_dir: Path, label: str = ""):
         self.model_path = str(model_path)
         self.options = options
         self.engine = resolve_engine(options.engine)
-        refuse_continuous_batching(self.engine, list(options.extra_args))
+        refuse_continuous_batching(self.engine, list(options.extra_args), options.continuous_batching)
+        self.label = label  # continuous batching: the sampling setting this server is fixed to (in its log name)
         self.version = engine_version(self.engine)
         self.log_dir = Path(log_dir)
         self.port: int | None = None
@@ -125,40 +140,54 @@ class ManagedServer:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    @property
+    def pids(self) -> list[int]:
+        """As ``SettingServers.pids``: every server process this stands for."""
+        return [self.pid] if self.pid is not None else []
+
     # ---- lifecycle
 
     def start(self) -> "ManagedServer":
-        self.port = free_port()
-        command = server_command(self.engine, self.model_path, self.port, list(self.options.extra_args))
-        env = dict(os.environ)
-        if self.options.cpu_threads is not None:
-            env["OMP_NUM_THREADS"] = str(self.options.cpu_threads)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.log_dir / f"{self.engine}-serve-{self.port}.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([sys.executable, str(GUARD), str(os.getpid()), "--", *command],
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env, start_new_session=True)
-        _LIVE[self.process.pid] = self
+        self.launch()
         try:
-            self._wait_healthy()
+            deadline = time.monotonic() + self.options.startup_timeout_s
+            while not self.healthy(deadline):
+                time.sleep(0.25)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.options.startup_timeout_s
-        while not is_healthy(root_of(self.base_url)):
-            code = self.process.poll()
-            if code is not None:
-                raise ServerError("sampling.server", f"{self.engine} serve exited with code {code} before it was "
-                                  f"healthy (log {self.log_path}): {log_tail(self.log_path)}")
-            if time.monotonic() > deadline:
-                raise ServerError("sampling.server.startup_timeout_s", f"{self.engine} serve was not healthy after "
-                                  f"{self.options.startup_timeout_s:g} s (log {self.log_path}): "
-                                  f"{log_tail(self.log_path)}")
-            time.sleep(0.25)
+    def launch(self) -> None:
+        """Start the process, without waiting for it. Call it from the thread that lives as long as the server:
+        the guard's parent-death signal follows the launching *thread* (a pool thread's exit would stop it)."""
+        self.port = free_port()
+        command = server_command(self.engine, self.model_path, self.port, list(self.options.extra_args),
+                                 continuous_batching=self.options.continuous_batching)
+        env = dict(os.environ)
+        if self.options.cpu_threads is not None:
+            env["OMP_NUM_THREADS"] = str(self.options.cpu_threads)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.log_dir / f"{self.engine}-serve{'-' + self.label if self.label else ''}-{self.port}.log"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, str(GUARD), str(os.getpid()), "--", *command],
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env=env, start_new_session=True)
+        _LIVE[self.process.pid] = self
+
+    def healthy(self, deadline: float) -> bool:
+        """Whether the launched server answers /health yet; ServerError if it exited or ``deadline`` passed."""
+        if is_healthy(root_of(self.base_url)):
+            return True
+        code = self.process.poll()
+        if code is not None:
+            raise ServerError("sampling.server", f"{self.engine} serve exited with code {code} before it was "
+                              f"healthy (log {self.log_path}): {log_tail(self.log_path)}")
+        if time.monotonic() > deadline:
+            raise ServerError("sampling.server.startup_timeout_s", f"{self.engine} serve was not healthy after "
+                              f"{self.options.startup_timeout_s:g} s (log {self.log_path}): "
+                              f"{log_tail(self.log_path)}")
+        return False
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -43,9 +43,17 @@ class ServerOptions:
     restart_command: str | None = help_field(
         "handover=restart_command: the command that restarts the servers on {checkpoint} (e.g. a script that "
         "runs `vllm serve {checkpoint}` on each node).", None)
+    continuous_batching: bool = help_field(
+        "mode=managed, transformers serve: one `transformers serve --continuous-batching` server per sampling "
+        "setting (each temperature of the ladder, and a greedy one for evaluation), each fixed to its setting by a "
+        "first request, with requests sent many at once to the server of their setting. Several times faster on "
+        "CPU than one request at a time, but seeds are not honoured per request (a batch shares one random "
+        "generator): candidates are stored without a seed and the manifest says seeds_honoured: false. Each server "
+        "holds its own copy of the model.", False)
     concurrency: int | None = help_field(
-        "Requests in flight at once. Default: 1 for transformers serve (it generates one request at a time and "
-        "seeds torch globally, so only one at a time keeps seeds reproducible), 64 for vLLM and others.", None)
+        "Requests in flight at once (with continuous_batching: per server). Default: 1 for transformers serve (it "
+        "generates one request at a time and seeds torch globally, so only one at a time keeps seeds "
+        "reproducible), 48 per server with continuous_batching, 64 for vLLM and others.", None)
     max_retries: int = help_field("Retries of a request on connection errors, timeouts and 5xx (the openai "
                                   "client's backoff), before the next server is tried.", 2)
     request_timeout_s: float = help_field("Seconds one request may take.", 120.0)
@@ -87,20 +95,34 @@ class ServerOptions:
               f"must be >= 1 when set, got {self.cpu_threads}")
         if self.engine == "transformers" and "--continuous-batching" in self.extra_args:
             raise ConfigError(f"{WHERE}.extra_args", _CB_REFUSED)
+        if self.continuous_batching:
+            check(self.mode == "managed", f"{WHERE}.continuous_batching",
+                  "is only for mode managed (the loop starts one server per sampling setting); an external "
+                  "server's batching is its own business")
+            check(self.engine in ("auto", "transformers"), f"{WHERE}.continuous_batching",
+                  f"is for transformers serve only (vLLM batches continuously by itself), got engine {self.engine!r}")
 
     def requests_at_once(self, engine: str) -> int:
         """The concurrency to use against a server of ``engine`` (see the field's help)."""
         if self.concurrency is not None:
             return self.concurrency
-        return 1 if engine == "transformers" else 64
+        if engine == "transformers":
+            return CB_CONCURRENCY if self.continuous_batching else 1
+        return 64
 
 
-_CB_REFUSED = ("--continuous-batching is refused for transformers serve: in transformers 5.24 the continuous "
+CB_CONCURRENCY = 48  # per server: on 2 CPU cores 48 in flight kept a tiny policy's batches full (bench_sampling.py)
+
+_CB_REFUSED = ("--continuous-batching is refused as an extra argument: in transformers 5.24 the continuous "
                "batching worker keeps the sampling settings of the first request it saw (every later request, "
-               "greedy evaluation included, is sampled at that temperature); use vLLM for batched serving")
+               "greedy evaluation included, is sampled at that temperature); set sampling.server.continuous_batching: "
+               "true instead (one server per sampling setting), or use vLLM")
 
 
-def refuse_continuous_batching(engine: str, extra_args: list[str]) -> None:
-    """The same refusal once ``engine: auto`` has been resolved to transformers."""
+def refuse_continuous_batching(engine: str, extra_args: list[str], continuous_batching: bool = False) -> None:
+    """The same refusals once ``engine: auto`` has been resolved (to vllm when it is installed)."""
     if engine == "transformers" and "--continuous-batching" in extra_args:
         raise ConfigError(f"{WHERE}.extra_args", _CB_REFUSED)
+    if continuous_batching and engine != "transformers":
+        raise ConfigError(f"{WHERE}.continuous_batching", f"is for transformers serve only, but the engine is "
+                          f"{engine} (it batches continuously by itself); remove continuous_batching")
