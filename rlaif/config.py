@@ -271,9 +271,9 @@ class TrainingConfig:
     mixed_precision: str = _help("launcher=accelerate: no, fp16 or bf16 (accelerate's --mixed_precision; "
                                  "with accelerate_config, `no` leaves the file's setting).", "no")
     accelerate_config: str | None = _help(
-        "launcher=accelerate: an accelerate config YAML (from `accelerate config`: multi-GPU DDP or DeepSpeed "
-        "ZeRO-1/2), relative to this config file. num_processes (when set) and a mixed_precision other than no "
-        "override it. FSDP and ZeRO-3 are refused for now (the adapter is merged on rank 0: it needs whole weights).",
+        "launcher=accelerate: an accelerate config YAML (from `accelerate config`: multi-GPU DDP, FSDP or DeepSpeed "
+        "ZeRO), relative to this config file. num_processes (when set) and a mixed_precision other than no "
+        "override it. With several ranks the adapter is saved gathered and merged on rank 0.",
         None)
 
     def __post_init__(self):

@@ -185,8 +185,12 @@ def train_reward_model(base_model_path: str | Path, pairs: Sequence[dict[str, An
     heldout_rows = _rows(heldout)
     main = trainer.is_world_process_zero()  # always in-process; under accelerate launch only rank 0 saves
     accuracy = None
-    if main:
+    trained = None
+    if trainer.args.world_size > 1:
+        trained = _gathered_model(trainer, base_model_path, device, out_dir, model_dir, cfg.lora)
+    elif main:
         trained = trainer.model.merge_and_unload() if cfg.lora else trainer.model
+    if main:
         trained.eval()
         trained.save_pretrained(str(model_dir), safe_serialization=True)
         tokenizer.save_pretrained(str(model_dir))
@@ -205,6 +209,29 @@ def train_reward_model(base_model_path: str | Path, pairs: Sequence[dict[str, An
                 config=asdict(cfg))
     (out_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")  # written last
     return result
+
+
+def _gathered_model(trainer, base_model_path: str | Path, device: str, out_dir: Path, model_dir: Path, lora: bool):
+    """Several ranks: the trainer saves the model (every rank takes part, so under FSDP or DeepSpeed ZeRO-3 the
+    sharded weights are gathered first): with LoRA the adapter (and the score head it trains), merged on rank 0
+    into a fresh base; without, the whole model, reloaded on rank 0. None on the other ranks (as
+    ``rlaif.training._merge_gathered_adapter`` does for DPO; the CPU tests' DDP runs take this route too)."""
+    from transformers import AutoModelForSequenceClassification
+
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    if plugin is not None:
+        plugin.set_state_dict_type("FULL_STATE_DICT")
+    target = out_dir / "adapter" if lora else model_dir
+    trainer.save_model(str(target))
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return None
+    if not lora:
+        return AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    from peft import PeftModel
+
+    base, _ = load_reward_model(base_model_path, device=device, base=True)
+    return PeftModel.from_pretrained(base, str(target)).merge_and_unload()
 
 
 def train_reward_model_launched(base_model_path: str | Path, pairs: Sequence[dict[str, Any]], cfg: RewardConfig,

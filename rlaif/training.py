@@ -158,11 +158,13 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     train_output = trainer.train()
     after = dict(trainer.model.named_parameters())
-    changed = any(not torch.equal(before[n], after[n].detach()) for n in before)
+    changed = any(not torch.equal(before[n], after[n].detach()) for n in before if n in after)
     cancelled = cancel is not None and cancel.is_set()
     model_dir = output_dir / "model"
     main = trainer.is_world_process_zero()  # always in-process; under accelerate launch only rank 0 saves
-    if main:
+    if trainer.args.world_size > 1:
+        changed = _merge_gathered_adapter(trainer, src, dev, tokenizer, output_dir / "adapter", model_dir) or changed
+    elif main:
         merged = trainer.model.merge_and_unload()
         merged.save_pretrained(str(model_dir), safe_serialization=True)
         tokenizer.save_pretrained(str(model_dir))
@@ -175,6 +177,34 @@ def train_dpo(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg:
         log_history=list(trainer.state.log_history),
         cancelled=cancelled,
     )
+
+
+def _merge_gathered_adapter(trainer, src, dev: Device, tokenizer, adapter_dir: Path, model_dir: Path) -> bool:
+    """Several ranks: save the trained adapter with the trainer (every rank takes part, so under FSDP or DeepSpeed
+    ZeRO-3 the sharded LoRA weights are gathered first), then rank 0 merges it into a fresh copy of the base model and
+    saves that. Returns whether the saved adapter moved off its zero-initialised ``lora_B`` (rank 0; False elsewhere).
+
+    Why not merge the in-memory model as one process does: under sharding no rank holds whole weights. The same route
+    serves DDP, so the CPU tests (DDP over gloo) exercise it; the gathering itself is accelerate's and TRL's.
+    """
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    if plugin is not None:
+        plugin.set_state_dict_type("FULL_STATE_DICT")  # a whole adapter on rank 0, not per-rank shards
+    trainer.save_model(str(adapter_dir))
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return False
+    weights = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    moved = any("lora_B" in name and bool(t.abs().sum() > 0) for name, t in weights.items())
+    base = AutoModelForCausalLM.from_pretrained(src.folder, dtype=dev.dtype, **src.kwargs)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(str(model_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(model_dir))
+    return moved
 
 
 def train_dpo_launched(base_model_path: str | Path, pairs: Sequence[dict[str, str]], cfg: TrainingConfig,

@@ -66,7 +66,8 @@ class LaunchOptions:
         return f"{self.num_processes or 1} process(es)"
 
     def check(self) -> None:
-        """A missing or unreadable accelerate config file, named by its field, before anything starts."""
+        """A missing or unreadable accelerate config file, named by its field, before anything starts. Sharding
+        configs (FSDP, ZeRO-3) are fine: with several ranks the trainers save gathered weights before rank 0 merges."""
         if self.config_file is None:
             return
         path = Path(self.config_file)
@@ -84,23 +85,6 @@ class LaunchOptions:
         if not isinstance(data, dict):
             raise ConfigError(self.field, f"{path}: an accelerate config is a mapping "
                                           f"(compute_environment:, distributed_type:, ...)")
-        sharded = sharding(data)
-        if sharded:
-            raise ConfigError(self.field, f"{path}: {sharded} shards the weights across ranks, and the LoRA adapter "
-                                          f"is merged on rank 0 alone, which needs them whole; not supported yet "
-                                          f"(use distributed_type MULTI_GPU (DDP) or DeepSpeed zero_stage 1 or 2)")
-
-
-def sharding(accelerate_config: dict[str, Any]) -> str | None:
-    """What in an accelerate config shards parameters (FSDP, DeepSpeed ZeRO-3), or None (DDP, ZeRO-1/2: every rank
-    holds the whole model, so rank 0 can merge and save it)."""
-    kind = str(accelerate_config.get("distributed_type", "")).upper()
-    if kind == "FSDP":
-        return "distributed_type FSDP"
-    ds = accelerate_config.get("deepspeed_config") or {}
-    if kind == "DEEPSPEED" and isinstance(ds, dict) and str(ds.get("zero_stage", "")) == "3":
-        return "DeepSpeed zero_stage 3"
-    return None
 
 
 def free_port() -> int:

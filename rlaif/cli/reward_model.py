@@ -142,7 +142,7 @@ def add_commands(subparsers) -> None:
                    help="with --launcher accelerate: accelerate's --mixed_precision (default no)")
     p.add_argument("--accelerate-config", metavar="FILE",
                    help="with --launcher accelerate: an accelerate config YAML (`accelerate config`) for "
-                        "multi-GPU DDP or DeepSpeed ZeRO-1/2 (FSDP and ZeRO-3 are refused for now)")
+                        "multi-GPU DDP, FSDP or DeepSpeed ZeRO")
     store_option(p)
     p.set_defaults(func=cmd_train_rm)
 
