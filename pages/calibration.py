@@ -10,6 +10,7 @@ from rlaif.rubric import DEFAULT_RUBRIC, load_rubric, rubric_from_dict
 from rlaif.workbench.calibration_view import (
     MIN_ITEMS_FOR_KAPPA,
     holdout_metrics,
+    kappa_note,
     kappa_rows,
     pct,
     report_note,
@@ -178,7 +179,8 @@ a2.dataframe([{"split": name, **counts} for name, counts in split.items()], hide
 iaa = stats["inter_annotator"]
 if iaa:
     st.dataframe([{"annotators": " × ".join(p["annotators"]), "n": p["n"], "kappa": fmt_num(p["kappa"]),
-                   "raw agreement": pct(p["raw_agreement"])} for p in iaa["pairwise"]], hide_index=True)
+                   "raw agreement": pct(p["raw_agreement"]), "note": kappa_note(p["n"], p["kappa"], short=True) or ""}
+                  for p in iaa["pairwise"]], hide_index=True)
     f1, f2 = st.columns(2)
     if iaa["fleiss_kappa"] is not None:
         f1.metric("Fleiss' kappa", f"{iaa['fleiss_kappa']:.3f}", help=f"over {iaa['fleiss_n']} items")
@@ -186,6 +188,9 @@ if iaa:
     ci = "—" if None in alpha["ci"] else f"[{alpha['ci'][0]:.2f}, {alpha['ci'][1]:.2f}]"
     f2.metric("Krippendorff's alpha", "—" if alpha["alpha"] is None else f"{alpha['alpha']:.3f}",
               help=f"Nominal, missing labels allowed; 95% CI {ci} over {alpha['n']} items with 2+ labels.")
+    few = kappa_note(alpha["n"] or 0, alpha["alpha"])  # the same item-count rule as kappa: few items, little meaning
+    if alpha["alpha"] is not None and few:
+        f2.caption(few.replace("kappa", "alpha"))
 if wb.can("manage_anchors") and st.button("Record majority labels (adjudicate)"):
     summary = adjudicate_majority(store, set_id, adjudicator=f"majority:{wb.labeller}")
     st.success(f"Recorded {len(summary.recorded)} majorities; {len(summary.conflicts)} conflicts need an adjudicator.")

@@ -88,6 +88,11 @@ class SamplingConfig:
     )
     top_p: float = _help("Nucleus sampling cut-off.", 1.0)
     batch_size: int = _help("Prompts per generation batch.", 64)
+    length_sorted: bool = _help(
+        "backend=transformers: batch prompts of similar token length together (less padding: faster where prompt "
+        "lengths vary). Off by default: a batch shares one seeded random stream, so regrouping prompts changes "
+        "which draws each candidate gets; as reproducible, but not the candidates of the unsorted ladder the "
+        "sample's recorded numbers came from. Greedy evaluation gives the same answers either way.", False)
     backend: str = _help(
         "transformers: model.generate in this process; server: an OpenAI-compatible inference server (vLLM, "
         "transformers serve, ...) that the loop starts itself or that runs already (see server).", "transformers")

@@ -12,6 +12,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -339,4 +340,48 @@ def test_train_rm_launched_cancel_returns_cancelled(tiny, tmp_path):
     result = train_reward_model_launched(tiny, pairs, RewardConfig(epochs=1), tmp_path / "rm",
                                          LaunchOptions(2, "no"), device="cpu", cancel=cancel)
     assert result.cancelled and not (tmp_path / "rm" / "reward_model.json").exists()
+    assert left_behind(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# crash and resume
+
+
+@pytest.mark.slow
+def test_a_loop_killed_during_launched_training_resumes_and_completes(tiny, tmp_path):
+    """``rlaif run`` SIGKILLed at the first training step of iteration 1 (``RLAIF_FAULT_AT``): its ranks stop on
+    their own, and ``rlaif resume`` redoes the iteration through a fresh launch and completes the run."""
+    import yaml
+
+    cfg = loop_config(tiny, tmp_path, epochs=3)
+    path = tmp_path / "acc.yaml"
+    record = cfg.to_dict()
+    for section, name in (("data", "train"), ("data", "eval"), ("verifier", "warehouse")):
+        record[section][name] = str(SAMPLE / record[section][name])
+    record["rubric"] = str(SAMPLE / "rubric.yaml")
+    path.write_text(yaml.safe_dump(record))
+    db = str(tmp_path / "s.duckdb")
+    rlaif = [str(Path(sys.executable).parent / "rlaif"), "--store", db]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "RLAIF_FAULT_AT": "train:1:1"}
+    crashed = subprocess.run([*rlaif, "run", str(path), "--no-progress"], capture_output=True, text=True, env=env,
+                             timeout=600)
+    assert crashed.returncode == -9, crashed.stderr[-2000:]  # killed mid-training, as a crash would
+    deadline = time.monotonic() + 120
+    while left_behind(tmp_path) and time.monotonic() < deadline:  # orphaned ranks notice and exit
+        time.sleep(0.5)
+    assert left_behind(tmp_path) == []
+    with Store(db) as store:
+        (run,) = store.runs.list()
+    env.pop("RLAIF_FAULT_AT")
+    resumed = subprocess.run([*rlaif, "resume", run["run_id"], "--no-progress"], capture_output=True, text=True,
+                             env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with Store(db) as store:
+        assert store.runs.get(run["run_id"])["status"] == "completed"
+        manifests = {m["iteration"]: m["body"] for m in store.manifests.for_run(run["run_id"])}
+    assert sorted(manifests) == [0, 1, 2]
+    folder = Path(cfg.output_dir) / run["run_id"] / "iteration-01"
+    result = json.loads((folder / "launch" / "result.json").read_text())
+    assert result["world_size"] == 2 and manifests[1]["model_hash"] == result["model_hash"] == model_hash(folder / "model")
+    assert manifests[2]["parent_model_hash"] == manifests[1]["model_hash"]
     assert left_behind(tmp_path) == []

@@ -220,3 +220,18 @@ def test_calibration_explains_a_degenerate_kappa(env):
     assert "4 of 5 labels are ties" in row["note"]
     disagreements = next(d.value for d in at.dataframe if "confidence" in d.value.columns)
     assert set(disagreements["confidence"]) == {"1"}  # 3 significant decimals, never 1.0000000000000000
+
+
+def test_inter_annotator_agreement_on_few_items_says_it_means_little(env):
+    """Two people labelled 4 common items: their pairwise kappa and Krippendorff's alpha are shown with the plain-words
+    note that 4 items are too few, as the judge kappas are."""
+    s = store(env)
+    set_id = anchors(env)
+    items = s.anchors.items(set_id)[:4]
+    s.labels.add_many([{"item_id": i["item_id"], "annotator": who, "annotator_kind": "human", "shown_left": "a",
+                        "label": ("A", "B")[(k + (who == "bo" and k == 0)) % 2]}
+                       for k, i in enumerate(items) for who in ("ana", "bo")])
+    at = open_page("calibration")
+    pairwise = next(d.value for d in at.dataframe if "raw agreement" in d.value.columns)
+    assert list(pairwise["n"]) == [4] and list(pairwise["note"]) == ["only 4 items"]
+    assert any("only 4 items" in c.value and "alpha" in c.value for c in at.caption)

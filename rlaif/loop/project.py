@@ -253,7 +253,7 @@ class Project:
         """How candidate seeds were derived; none under continuous batching, where a batch shares one generator."""
         s = self.config.sampling
         if s.backend != "server":
-            return LADDER_SEED_RULE
+            return LADDER_SEED_RULE + (" over batches of length-sorted prompts" if s.length_sorted else "")
         return "none (continuous batching: no per-request seed)" if s.server.continuous_batching else SEED_RULE
 
     # ---- cost

@@ -70,7 +70,7 @@ def sample(policy: Policy | ServerGenerator, prompts: Sequence[PromptRecord], cf
             samples = policy.sample_candidates([p.prompt for p in prompts], [p.id for p in prompts], **ladder)
         else:
             samples = sample_candidates(policy, [p.prompt for p in prompts], batch_size=cfg.sampling.batch_size,
-                                        **ladder)
+                                        length_sorted=cfg.sampling.length_sorted, **ladder)
     except InterruptedError as err:
         raise RunCancelled(str(err)) from None
     return Candidates(samples, policy.rendering)
@@ -190,7 +190,7 @@ def evaluate(policy: Policy | ServerGenerator, prompts: Sequence[PromptRecord], 
         if isinstance(policy, ServerGenerator):
             return policy.greedy(texts, max_new_tokens=cfg.policy.max_new_tokens, on_batch=progress)
         return greedy(policy, texts, batch_size=cfg.eval.batch_size, max_new_tokens=cfg.policy.max_new_tokens,
-                      on_batch=progress)
+                      on_batch=progress, length_sorted=cfg.sampling.length_sorted)
 
     outputs = decode([p.prompt for p in prompts], on_batch)
     anchor_outputs = []
