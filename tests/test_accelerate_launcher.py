@@ -8,7 +8,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from rlaif.training import train_dpo, train_dpo_launched
 from rlaif.training_launch import LaunchOptions, TrainingLaunchError, launch_command, prepare_job
 from store import Store
 from tests.tiny_models import build_tiny_gpt2
+from tests.workbench_fixtures import seed_pair_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "harbor_sql"
@@ -278,27 +278,11 @@ def test_cancel_during_the_launch_ends_every_process_and_the_run(tiny, tmp_path)
 # train-rm
 
 
-def _seed_run(store, base: Path, n_pairs: int = 12) -> str:
-    rng = random.Random(0)
-    store.runs.create("run-t", "t", {}, "h", "fake", None, None, None)
-    store.iterations.start("run-t", 0)
-    store.iterations.finish("run-t", 0, status="completed", model_path=str(base), model_hash="x", regressed=False,
-                            gate_decision="baseline", pairs_kept=0, pairs_dropped=0)
-    rows = []
-    for i in range(n_pairs):
-        body = " ".join(rng.choice(["revenue", "West", "total", "SELECT"]) for _ in range(3))
-        rows.append({"pair_id": f"pair-{i:03d}", "run_id": "run-t", "iteration": 1, "prompt_id": f"p{i}",
-                     "prompt": f"Question: q{i}\nSQL:", "chosen": f" {body} OK;", "rejected": f" {body} NO;",
-                     "kept": True, "drop_reason": None, "source": "rlaif", "judge_id": "fake", "confidence": 1.0})
-    store.pairs.add_many(rows)
-    return "run-t"
-
-
 @pytest.mark.slow
 def test_train_rm_runs_through_accelerate_with_a_ddp_config_file(tiny, tmp_path, capsys):
     db = str(tmp_path / "s.duckdb")
     with Store(db) as store:
-        run_id = _seed_run(store, tiny)
+        run_id = seed_pair_run(store, tiny, 12)
     out = tmp_path / "rm"
     ddp = tmp_path / "ddp.yaml"  # TRL's examples/accelerate_configs/multi_gpu.yaml, with two processes
     ddp.write_text("compute_environment: LOCAL_MACHINE\ndebug: false\ndistributed_type: MULTI_GPU\n"
@@ -385,3 +369,20 @@ def test_a_loop_killed_during_launched_training_resumes_and_completes(tiny, tmp_
     assert result["world_size"] == 2 and manifests[1]["model_hash"] == result["model_hash"] == model_hash(folder / "model")
     assert manifests[2]["parent_model_hash"] == manifests[1]["model_hash"]
     assert left_behind(tmp_path) == []
+
+
+def test_a_training_crash_reaches_a_cli_user_as_one_line(tmp_path, capsys):
+    """Every ``rlaif`` command (``run``, ``resume``, ``train-rm``) goes through the one CLI handler: a crashed
+    training subprocess is its one-line error naming the log and exit code 1, not the loop's traceback."""
+    from rlaif.cli.common import run_command
+
+    log = tmp_path / "launch" / "worker.log"
+
+    def crashing(args) -> int:
+        raise TrainingLaunchError(f"training subprocess (accelerate launch, 2 process(es)) exited with code 1: "
+                                  f"rank 0: RuntimeError: boom (full log: {log})", log, "Traceback ...")
+
+    assert run_command(crashing, None) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training subprocess") and str(log) in err and err.count("\n") == 1
+    assert "Traceback" not in err

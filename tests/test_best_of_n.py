@@ -1,7 +1,6 @@
 """Best-of-N reranking (judge or reward model) against greedy, and the best-of-n / train-rm commands, on tiny models."""
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from rlaif.policy import load_policy
 from rlaif.rubric import load_rubric
 from store import Store
 from tests.tiny_models import build_tiny_gpt2
+from tests.workbench_fixtures import seed_pair_run
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "harbor_sql"
 
@@ -114,27 +114,10 @@ def test_best_of_n_needs_exactly_one_reranker(tiny):
                   temperatures=[1.0], max_new_tokens=4)
 
 
-def _seed_run(store, base: Path, n_pairs: int = 24) -> str:
-    rng = random.Random(0)
-    store.runs.create("run-t", "t", {}, "h", "fake", None, None, None)
-    store.iterations.start("run-t", 0)
-    store.iterations.finish("run-t", 0, status="completed", model_path=str(base), model_hash="x", regressed=False,
-                            gate_decision="baseline", pairs_kept=0, pairs_dropped=0)
-    rows = []
-    for i in range(n_pairs):
-        body = " ".join(rng.choice(["revenue", "West", "total", "SELECT"]) for _ in range(3))
-        rows.append({"pair_id": f"pair-{i:03d}", "run_id": "run-t", "iteration": 1, "prompt_id": f"p{i}",
-                     "prompt": f"Question: q{i}\nSQL:", "chosen": f" {body} OK;", "rejected": f" {body} NO;",
-                     "kept": True, "drop_reason": None, "source": "rlaif", "judge_id": "fake", "confidence": 1.0})
-    rows.append(dict(rows[0], pair_id="pair-dropped", kept=False, drop_reason="tie"))
-    store.pairs.add_many(rows)
-    return "run-t"
-
-
 def test_train_rm_cli_trains_on_kept_or_approved_pairs(tiny, tmp_path, capsys):
     db = str(tmp_path / "s.duckdb")
     with Store(db) as store:
-        run_id = _seed_run(store, tiny)
+        run_id = seed_pair_run(store, tiny, 24, dropped=True)
     out = tmp_path / "rm"
     assert cli(["train-rm", "--store", db, "--run", run_id, "--out", str(out), "--epochs", "2", "--lr", "3e-3",
                 "--no-progress"]) == 0

@@ -20,7 +20,6 @@ from rlaif.judges.verifier import VerifierJudge
 from rlaif.rubric import rubric_from_dict
 from rlaif.verifiers import open_verifier
 from rlaif.workbench.charts import judge_rates, length_figure, metric_figure, pairs_figure, run_chart_data
-from rlaif.workbench.jobs import format_seconds
 from rlaif.workbench.projects import run_config, set_dotted
 from rlaif.workbench.rubric_edit import diff_rubrics, rejudge_flips, sample_comparisons
 from rlaif.workbench.tables import candidate_table, code_language, manifest_chain, short_id
@@ -146,7 +145,6 @@ def test_small_helpers():
     assert code_language("SELECT 1;") == "sql" and code_language("def f():\n    pass") == "python"
     assert code_language("The answer is 42.") is None
     assert short_id("18ea6a15bd4879724f3d28ae00000000") == "4f3d28ae"
-    assert format_seconds(75) == "1:15" and format_seconds(3725) == "1:02:05" and format_seconds(None) == "?"
     data: dict = {"a": 1}
     set_dotted(data, "loop.iterations", 2)
     set_dotted(data, "a.b", 3)  # a scalar in the way is replaced by a mapping

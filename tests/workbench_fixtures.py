@@ -210,3 +210,26 @@ def seed_evidence_run(store, run_id: str = "run-evidence", *, extra_candidates: 
         parents.append(manifest["manifest_id"])
     store.runs.set_status(run_id, "completed")
     return run_id
+
+
+def seed_pair_run(store, base: Path, n_pairs: int, *, dropped: bool = False) -> str:
+    """A stored run ``run-t`` whose iteration 0 is ``base`` and whose iteration 1 has ``n_pairs`` kept pairs of
+    near-identical texts (chosen ends " OK;", rejected " NO;"), plus one dropped tie when ``dropped``: what
+    ``rlaif train-rm`` trains a reward model on."""
+    import random
+
+    rng = random.Random(0)
+    store.runs.create("run-t", "t", {}, "h", "fake", None, None, None)
+    store.iterations.start("run-t", 0)
+    store.iterations.finish("run-t", 0, status="completed", model_path=str(base), model_hash="x", regressed=False,
+                            gate_decision="baseline", pairs_kept=0, pairs_dropped=0)
+    rows = []
+    for i in range(n_pairs):
+        body = " ".join(rng.choice(["revenue", "West", "total", "SELECT"]) for _ in range(3))
+        rows.append({"pair_id": f"pair-{i:03d}", "run_id": "run-t", "iteration": 1, "prompt_id": f"p{i}",
+                     "prompt": f"Question: q{i}\nSQL:", "chosen": f" {body} OK;", "rejected": f" {body} NO;",
+                     "kept": True, "drop_reason": None, "source": "rlaif", "judge_id": "fake", "confidence": 1.0})
+    if dropped:
+        rows.append(dict(rows[0], pair_id="pair-dropped", kept=False, drop_reason="tie"))
+    store.pairs.add_many(rows)
+    return "run-t"

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from rlaif.core.fields import ConfigError
 from rlaif.judges.llm_api import MissingAPIKeyError
 from rlaif.loop.state import NothingToResume
+from rlaif.training_launch import TrainingLaunchError
 from store import SchemaTooNewError, StoreUnavailableError
 
 DEFAULT_STORE = os.environ.get("RLAIF_STORE", "rlaif.duckdb")
@@ -25,6 +26,8 @@ DEFAULT_STORE = os.environ.get("RLAIF_STORE", "rlaif.duckdb")
 #: RubricError and VerifierOptionError are ValueErrors; KeyError is a LookupError.
 USER_ERRORS = (ValueError, LookupError, FileNotFoundError, NothingToResume, MissingAPIKeyError,
                StoreUnavailableError, SchemaTooNewError)
+#: Failures of a step that already says everything in one line (the log file it names has the rest): exit code 1.
+ONE_LINE_FAILURES = (TrainingLaunchError,)
 
 
 def store_option(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +52,8 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command; an input problem is one line on stderr and exit code 2."""
+    """Run a command; an input problem is one line on stderr and exit code 2, a failure that is already one line
+    (``ONE_LINE_FAILURES``) exit code 1."""
     try:
         return func(args)
     except USER_ERRORS as err:
@@ -58,6 +62,11 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except ONE_LINE_FAILURES as err:  # e.g. a training subprocess that crashed: its one line, not our traceback
+        if os.environ.get("RLAIF_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 @contextmanager

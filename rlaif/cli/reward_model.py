@@ -7,14 +7,13 @@ held-out ranking accuracy: the cheap reranker for ``rlaif best-of-n --reward-mod
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from rlaif.cli.common import counter, fmt, positive_int, store_option
 from rlaif.export import approved_table, run_rendering
 from rlaif.policy import Rendering, configure_cpu_threads, load_tokenizer
-from rlaif.training_launch import LaunchOptions, TrainingLaunchError
+from rlaif.training_launch import LaunchOptions
 from store import PairFilter, Store
 
 
@@ -101,12 +100,8 @@ def cmd_train_rm(args) -> int:
         result = train_reward_model(base, train, cfg, args.out, seed=args.seed, heldout=heldout, device=args.device,
                                     on_step=progress)
     else:
-        try:
-            result = train_reward_model_launched(base, train, cfg, args.out, options, seed=args.seed,
-                                                 heldout=heldout, device=args.device, on_step=progress)
-        except TrainingLaunchError as err:  # one line naming the log, not the parent's own traceback
-            print(f"error: {err}", file=sys.stderr)
-            return 1
+        result = train_reward_model_launched(base, train, cfg, args.out, options, seed=args.seed,
+                                             heldout=heldout, device=args.device, on_step=progress)
     print(f"trained {result.steps} steps on {result.n_train} pairs (loss {fmt(result.train_loss, 4)}); "
           f"held-out ranking accuracy {fmt(result.heldout_accuracy)} on {result.n_heldout} pairs")
     print(f"model: {result.model_path}")

@@ -208,10 +208,14 @@ class Project:
         if self.config.sampling.backend != "server":
             return self.load_policy(model_path)
         path = str(self.policy_path()) if model_path is None else str(model_path)
+        return self._server_backend().generator(path)
+
+    def _server_backend(self) -> ServerBackend:
+        """The run's one ``ServerBackend`` (made on first use; it starts nothing until asked for a generator)."""
         if self._servers is None:
             self._servers = ServerBackend(self.config.sampling.server, str(self.policy_path()), self.rendering_policy,
                                           Path(self.config.output_dir) / "servers")
-        return self._servers.generator(path)
+        return self._servers
 
     def rendering_policy(self, model_path: str | Path) -> Policy:
         """The policy at ``model_path`` without its weights: its tokenizer renders prompts exactly as in-process
@@ -244,9 +248,7 @@ class Project:
                          "top_p": s.top_p, "max_new_tokens": cfg.policy.max_new_tokens,
                          "seed_rule": self.sampling_seed_rule()}}
         if s.backend == "server":
-            backend = self._servers or ServerBackend(s.server, str(self.policy_path()), self.rendering_policy,
-                                                     Path(cfg.output_dir) / "servers")
-            record["server"] = backend.describe()
+            record["server"] = self._server_backend().describe()
         return record
 
     def sampling_seed_rule(self) -> str:

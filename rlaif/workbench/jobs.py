@@ -46,14 +46,6 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # progress over the whole run: the job row's step/total count work units of the run, not of the current stage
 
