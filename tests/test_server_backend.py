@@ -310,10 +310,15 @@ def test_server_options_are_checked_by_field(tmp_path):
                            "sampling.server.extra_args"),
                           ({"mode": "external", "base_urls": ["http://127.0.0.1:1/v1"], "continuous_batching": True},
                            "sampling.server.continuous_batching"),
-                          ({"engine": "vllm", "continuous_batching": True}, "sampling.server.continuous_batching")):
+                          ({"engine": "vllm", "continuous_batching": True}, "sampling.server.continuous_batching"),
+                          ({"extra_args": ["--port", "1", "--api-key", "sk-abc"]}, "sampling.server.extra_args[2]"),
+                          ({"extra_args": ["--hf-token=hf_abc"]}, "sampling.server.extra_args[0]")):
         with pytest.raises(ConfigError) as err:
             load_config(project_config(tmp_path, server))
         assert err.value.field_path == field, err.value
+    # flags that merely mention tokens are no secret
+    load_config(project_config(tmp_path, {"extra_args": ["--max-num-batched-tokens", "512", "--cb-max-batch-tokens",
+                                                          "512"]}))
     # the default backend is untouched: in process, the loaded policy
     cfg = load_config(write_project(tmp_path / "plain", POLICY, prompts=4))
     assert cfg.sampling.backend == "transformers"

@@ -95,6 +95,12 @@ class ServerOptions:
               f"must be >= 1 when set, got {self.cpu_threads}")
         if self.engine == "transformers" and "--continuous-batching" in self.extra_args:
             raise ConfigError(f"{WHERE}.extra_args", _CB_REFUSED)
+        for i, arg in enumerate(self.extra_args):  # extra_args are recorded in manifests: no secret may be among them
+            flag = str(arg).split("=", 1)[0].lower()
+            words = set(flag.lstrip("-").replace("_", "-").split("-"))  # --api-key, --hf-token; not --max-*-tokens
+            check(not (flag.startswith("--") and words & {"key", "token", "secret", "password"}),
+                  f"{WHERE}.extra_args[{i}]", f"{flag} would put a secret in the config and the manifests; secrets "
+                  "are read from the environment (name the variable in sampling.server.api_key_env)")
         if self.continuous_batching:
             check(self.mode == "managed", f"{WHERE}.continuous_batching",
                   "is only for mode managed (the loop starts one server per sampling setting); an external "
